@@ -1,0 +1,33 @@
+"""The NumPy backend: the reference implementation, float32 and float64.
+
+float64 is the parity reference for every other backend. The code is written to be read: one
+function per layer, the tensor shapes in every docstring.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from perfkit.interface import Backend, VocoderRunner
+from perfkit.model.vocoder_model import VocoderModel
+
+from .vocoder import NumpyVocoder
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    description = "reference implementation in NumPy (float64 is the parity reference)"
+    option_choices = {"dtype": ("float32", "float64")}
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def load_vocoder(self, model: VocoderModel) -> VocoderRunner:
+        return NumpyVocoder(model.config, model.weights, np.dtype(self.options["dtype"]))
+
+    def thread_settings(self) -> dict[str, int]:
+        from threadpoolctl import threadpool_info
+
+        return {f"{i['internal_api']}": int(i["num_threads"]) for i in threadpool_info()}

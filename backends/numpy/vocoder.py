@@ -1,0 +1,198 @@
+"""The reference vocoder: the Qwen3-TTS 12 Hz decoder's stages in NumPy, readable first.
+
+Shapes (``T`` frames in the chunk, ``L`` the current time resolution): codes ``(Q, T)`` ->
+``rvq_decode (codebook_dim, T)`` -> ``pre_conv (latent, T)`` -> ``pre_transformer (latent, T)`` ->
+``upsample_i (latent, T * prod(ratios[:i+1]))`` -> ``decoder_in (decoder_dim, L)`` ->
+``block_i.tconv (decoder_dim/2**(i+1), L*rate_i)`` -> ``block_i.resunits`` (same) -> ``final (L_out,)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from perfkit.interface import State, VocoderRunner
+from perfkit.model.vocoder_config import VocoderConfig
+
+from .layers import (
+    causal_conv,
+    causal_conv_transpose,
+    causal_depthwise_conv,
+    gelu,
+    layer_norm,
+    rms_norm,
+    rope,
+    silu,
+    snake_beta,
+    softmax,
+)
+
+CODEBOOK_EPS = 1e-5
+RESIDUAL_DILATIONS = (1, 3, 9)
+
+
+class NumpyVocoder(VocoderRunner):
+    """Runs the fine stages on ``dtype`` arrays; weights converted once at load."""
+
+    def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype) -> None:
+        super().__init__(config)
+        self.dtype = np.dtype(dtype)
+        self.w = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in weights.items()}
+        self.codebooks = self._normalised_codebooks()
+        self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
+            "rvq_decode": self.rvq_decode,
+            "pre_conv": lambda x, s: self._conv("pre_conv", x, s, "pre_conv"),
+            "pre_transformer": self.pre_transformer,
+            "decoder_in": lambda x, s: self._conv("decoder.0", x, s, "decoder_in"),
+            "final": self.final,
+        }
+        for i in range(len(config.upsampling_ratios)):
+            self._stage_fns[f"upsample_{i}"] = lambda x, s, i=i: self.upsample(i, x, s)
+        for i in range(config.num_blocks):
+            self._stage_fns[f"block_{i}.tconv"] = lambda x, s, i=i: self.block_tconv(i, x, s)
+            self._stage_fns[f"block_{i}.resunits"] = lambda x, s, i=i: self.block_resunits(i, x, s)
+
+    def upload_codes(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes, dtype=np.int64)
+
+    def run_stage(self, stage: str, x: np.ndarray, state: State) -> np.ndarray:
+        return self._stage_fns[stage](x, state)
+
+    # ------------------------------------------------------------------ helpers
+    def _tail(self, state: State, key: str, channels: int, length: int) -> np.ndarray:
+        tail = state.get(key)
+        return np.zeros((channels, length), dtype=self.dtype) if tail is None else tail
+
+    def _conv(self, prefix: str, x: np.ndarray, state: State, key: str, dilation: int = 1) -> np.ndarray:
+        w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
+        tail = self._tail(state, key, w.shape[1], (w.shape[2] - 1) * dilation)
+        y, state[key] = causal_conv(x, w, b, tail, dilation)
+        return y
+
+    def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str) -> np.ndarray:
+        w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
+        tail = self._tail(state, key, w.shape[1], w.shape[2] - stride)
+        y, state[key] = causal_conv_transpose(x, w, b, stride, tail)
+        return y
+
+    def _snake(self, prefix: str, x: np.ndarray) -> np.ndarray:
+        return snake_beta(x, self.w[f"{prefix}.alpha"], self.w[f"{prefix}.beta"])
+
+    # ------------------------------------------------------------------ rvq_decode
+    def _normalised_codebooks(self) -> list[np.ndarray]:
+        """Codebook rows ``embedding_sum / clamp(cluster_usage, 1e-5)``, one ``(rows, codebook_dim/2)`` per quantizer."""
+        cfg = self.config
+        books = []
+        for q in range(cfg.num_quantizers):
+            group, i = ("rvq_first", q) if q < cfg.num_semantic_quantizers else ("rvq_rest",
+                                                                                q - cfg.num_semantic_quantizers)
+            p = f"quantizer.{group}.vq.layers.{i}._codebook"
+            usage = np.maximum(self.w[f"{p}.cluster_usage"], CODEBOOK_EPS)
+            books.append(self.w[f"{p}.embedding_sum"] / usage[:, None])
+        return books
+
+    def rvq_decode(self, codes: np.ndarray, state: State) -> np.ndarray:
+        """``(Q, T)`` -> ``(codebook_dim, T)``: per group, sum of looked-up rows, then its 1x1 output projection."""
+        cfg = self.config
+        sem = cfg.num_semantic_quantizers
+        first = sum(self.codebooks[q][codes[q]] for q in range(sem))  # (T, half)
+        rest = sum(self.codebooks[q][codes[q]] for q in range(sem, cfg.num_quantizers))
+        out = self.w["quantizer.rvq_first.output_proj.weight"][:, :, 0] @ first.T  # (codebook_dim, T)
+        out += self.w["quantizer.rvq_rest.output_proj.weight"][:, :, 0] @ rest.T
+        return out
+
+    # ------------------------------------------------------------------ pre_transformer
+    def pre_transformer(self, x: np.ndarray, state: State) -> np.ndarray:
+        """``(latent, T)`` -> ``(latent, T)``: input_proj, layers, RMSNorm, output_proj over time-major rows."""
+        cfg = self.config
+        pos0 = state.get("pre_transformer.pos", 0)
+        positions = np.arange(pos0, pos0 + x.shape[1])
+        h = x.T @ self.w["pre_transformer.input_proj.weight"].T + self.w["pre_transformer.input_proj.bias"]  # (T, H)
+        for n in range(cfg.num_hidden_layers):
+            h = self._transformer_layer(n, h, positions, state)
+        h = rms_norm(h, self.w["pre_transformer.norm.weight"], cfg.rms_norm_eps)
+        out = h @ self.w["pre_transformer.output_proj.weight"].T + self.w["pre_transformer.output_proj.bias"]
+        state["pre_transformer.pos"] = pos0 + x.shape[1]
+        return np.ascontiguousarray(out.T)  # (latent, T)
+
+    def _linear(self, name: str, x: np.ndarray) -> np.ndarray:
+        y = x @ self.w[f"{name}.weight"].T
+        bias = self.w.get(f"{name}.bias")
+        return y if bias is None else y + bias
+
+    def _transformer_layer(self, n: int, h: np.ndarray, positions: np.ndarray, state: State) -> np.ndarray:
+        cfg = self.config
+        p = f"pre_transformer.layers.{n}"
+        a = rms_norm(h, self.w[f"{p}.input_layernorm.weight"], cfg.rms_norm_eps)
+        a = self._attention(n, a, positions, state)
+        h = h + self.w[f"{p}.self_attn_layer_scale.scale"] * a
+        m = rms_norm(h, self.w[f"{p}.post_attention_layernorm.weight"], cfg.rms_norm_eps)
+        m = self._linear(f"{p}.mlp.down_proj", silu(self._linear(f"{p}.mlp.gate_proj", m))
+                         * self._linear(f"{p}.mlp.up_proj", m))
+        return h + self.w[f"{p}.mlp_layer_scale.scale"] * m
+
+    def _attention(self, n: int, x: np.ndarray, positions: np.ndarray, state: State) -> np.ndarray:
+        """Causal sliding-window GQA: query ``i`` sees keys at positions ``(i - window, i]``.
+
+        The cache keeps the last ``window - 1`` post-RoPE keys and values of earlier chunks.
+        """
+        cfg = self.config
+        p = f"pre_transformer.layers.{n}.self_attn"
+        t, hd = x.shape[0], cfg.head_dim
+        q = self._linear(f"{p}.q_proj", x).reshape(t, cfg.num_attention_heads, hd).transpose(1, 0, 2)
+        k = self._linear(f"{p}.k_proj", x).reshape(t, cfg.num_key_value_heads, hd).transpose(1, 0, 2)
+        v = self._linear(f"{p}.v_proj", x).reshape(t, cfg.num_key_value_heads, hd).transpose(1, 0, 2)
+        q, k = rope(q, positions, cfg.rope_theta), rope(k, positions, cfg.rope_theta)
+        key = f"pre_transformer.kv.{n}"
+        if key in state:
+            past_k, past_v = state[key]
+            k, v = np.concatenate([past_k, k], axis=1), np.concatenate([past_v, v], axis=1)
+        keep = cfg.sliding_window - 1
+        state[key] = (k[:, max(0, k.shape[1] - keep):], v[:, max(0, v.shape[1] - keep):])
+        key_pos = np.arange(positions[-1] + 1 - k.shape[1], positions[-1] + 1)
+        allowed = (key_pos[None, :] <= positions[:, None]) & (key_pos[None, :] > positions[:, None] - cfg.sliding_window)
+        groups = cfg.num_attention_heads // cfg.num_key_value_heads
+        k, v = np.repeat(k, groups, axis=0), np.repeat(v, groups, axis=0)  # (heads, S, hd)
+        scores = (q @ k.transpose(0, 2, 1)) * (hd ** -0.5)  # (heads, T, S)
+        scores = np.where(allowed[None], scores, -np.inf)
+        out = softmax(scores) @ v  # (heads, T, hd)
+        return self._linear(f"{p}.o_proj", out.transpose(1, 0, 2).reshape(t, -1))
+
+    # ------------------------------------------------------------------ upsample, decoder
+    def upsample(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """Causal ConvTranspose (k = stride = ratio) then a ConvNeXt block; ``(D, L) -> (D, L*ratio)``."""
+        ratio = self.config.upsampling_ratios[i]
+        x = self._tconv(f"upsample.{i}.0", x, ratio, state, f"upsample_{i}.tconv")
+        p = f"upsample.{i}.1"
+        w, b = self.w[f"{p}.dwconv.conv.weight"], self.w[f"{p}.dwconv.conv.bias"]
+        tail = self._tail(state, f"upsample_{i}.dwconv", w.shape[0], w.shape[2] - 1)
+        h, state[f"upsample_{i}.dwconv"] = causal_depthwise_conv(x, w, b, tail)
+        h = layer_norm(h.T, self.w[f"{p}.norm.weight"], self.w[f"{p}.norm.bias"])  # (L, D)
+        h = gelu(self._linear(f"{p}.pwconv1", h))
+        h = self._linear(f"{p}.pwconv2", h) * self.w[f"{p}.gamma"]
+        return x + h.T
+
+    def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``."""
+        p = f"decoder.{i + 1}.block"
+        x = self._snake(f"{p}.0", x)
+        return self._tconv(f"{p}.1", x, self.config.upsample_rates[i], state, f"block_{i}.tconv")
+
+    def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9."""
+        for u, dilation in enumerate(RESIDUAL_DILATIONS):
+            p = f"decoder.{i + 1}.block.{u + 2}"
+            h = self._snake(f"{p}.act1", x)
+            h = self._conv(f"{p}.conv1", h, state, f"block_{i}.res{u}", dilation)
+            h = self._snake(f"{p}.act2", h)
+            w, b = self.w[f"{p}.conv2.conv.weight"], self.w[f"{p}.conv2.conv.bias"]
+            x = x + (w[:, :, 0] @ h + b[:, None])
+        return x
+
+    def final(self, x: np.ndarray, state: State) -> np.ndarray:
+        """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``."""
+        n = self.config.num_blocks
+        x = self._snake(f"decoder.{n + 1}", x)
+        y = self._conv(f"decoder.{n + 2}", x, state, "final")
+        return np.clip(y[0], -1.0, 1.0)
