@@ -31,9 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = check_audio_path(args.out)
+    if (args.preset is None) == (args.model is None):
+        raise InputError("give exactly one of --preset (synthetic weights) or --model DIR")
     if args.model is not None and args.frames is not None:
         raise InputError("--frames goes with --preset; with --model the codes file sets the length")
-    if args.preset is not None and args.codes is not None and args.frames is not None:
+    if args.codes is not None and args.frames is not None:
         raise InputError("give --frames or --codes, not both")
     backend = registry.create(args.backend)
     model = vocoder_from_args(args.preset, args.model, args.seed)

@@ -80,29 +80,30 @@ def check_tensors(
     *,
     where: str,
     ignored_suffixes: tuple[str, ...] = (),
+    prefix: str = "",
 ) -> dict[str, np.ndarray]:
     """Validate names, shapes and values; return the expected tensors as contiguous float32.
 
     Raises :class:`CheckpointError` naming the first missing, unexpected, mis-shaped or
-    non-finite tensor (with both shapes where they differ).
+    non-finite tensor (with both shapes where they differ), spelled as stored (``prefix`` + name).
     """
     missing = [k for k in expected if k not in tensors]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"{where}: missing tensor {missing[0]!r}, expected shape {expected[missing[0]]}{more}")
+        raise CheckpointError(f"{where}: missing tensor {prefix + missing[0]!r}, expected shape {expected[missing[0]]}{more}")
     unexpected = [k for k in tensors if k not in expected and not k.endswith(ignored_suffixes)]
     if unexpected:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
-        raise CheckpointError(f"{where}: unexpected tensor {unexpected[0]!r}{more}")
+        raise CheckpointError(f"{where}: unexpected tensor {prefix + unexpected[0]!r}{more}")
     out: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
         arr = np.asarray(tensors[name])
         if tuple(arr.shape) != tuple(shape):
-            raise CheckpointError(f"{where}: tensor {name!r} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+            raise CheckpointError(f"{where}: tensor {prefix + name!r} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
         if not np.issubdtype(arr.dtype, np.floating):
-            raise CheckpointError(f"{where}: tensor {name!r} has dtype {arr.dtype}, expected a float type")
+            raise CheckpointError(f"{where}: tensor {prefix + name!r} has dtype {arr.dtype}, expected a float type")
         if not np.all(np.isfinite(arr)):
-            raise CheckpointError(f"{where}: tensor {name!r} holds NaN or Inf values")
+            raise CheckpointError(f"{where}: tensor {prefix + name!r} holds NaN or Inf values")
         out[name] = np.ascontiguousarray(arr, dtype=np.float32)
     return out
 

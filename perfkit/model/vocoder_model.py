@@ -55,7 +55,7 @@ class VocoderModel:
         except ConfigError as exc:
             raise CheckpointError(f"{directory}/config.json: {exc}") from None
         weights = check_tensors(tensors, vocoder_tensor_shapes(config), where=str(Path(directory) / "model.safetensors"),
-                                ignored_suffixes=UNUSED_SUFFIXES)
+                                ignored_suffixes=UNUSED_SUFFIXES, prefix=PREFIX)
         return cls(config, weights, source=str(directory))
 
     def save(self, directory: str | os.PathLike[str]) -> Path:

@@ -1,0 +1,115 @@
+"""The NumPy reference vocoder: sample counts, determinism, healthy activations, causality, streaming."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perfkit import registry
+from perfkit.interface import VocoderStream, decode_to_host
+from perfkit.measure.parity import compare
+from perfkit.model.codes import synthetic_codes
+from perfkit.model.stages import vocoder_fine_stages, vocoder_stages
+from perfkit.model.vocoder_config import VOCODER_PRESETS, vocoder_preset
+from perfkit.model.vocoder_model import VocoderModel
+
+
+def decode(model: VocoderModel, codes: np.ndarray, dtype: str = "float64") -> np.ndarray:
+    backend = registry.create(f"numpy:dtype={dtype}")
+    return decode_to_host(backend, backend.load_vocoder(model), codes)
+
+
+@pytest.mark.parametrize("frames", [1, 3, 17])
+def test_sample_count_is_frames_times_1920(tiny_vocoder, frames):
+    codes = synthetic_codes(tiny_vocoder.config, frames, seed=2)
+    wav = decode(tiny_vocoder, codes, "float32")
+    assert tiny_vocoder.config.total_upsample == 1920
+    assert wav.shape == (frames * 1920,)
+    assert wav.dtype == np.float32
+
+
+def test_every_preset_keeps_the_real_upsampling():
+    for name, cfg in VOCODER_PRESETS.items():
+        assert cfg.total_upsample == 1920, name
+        assert cfg.frame_rate == pytest.approx(12.5)
+
+
+def test_published_geometry_size():
+    from perfkit.model.vocoder_weights import vocoder_parameter_count
+
+    params = vocoder_parameter_count(vocoder_preset("qwen3-tts-12hz"))
+    assert 105e6 < params < 125e6  # "about 114 M parameters"
+
+
+def test_same_seed_same_weights_and_audio(tiny_vocoder, tiny_codes):
+    again = VocoderModel.synthetic(tiny_vocoder.config, seed=0)
+    other = VocoderModel.synthetic(tiny_vocoder.config, seed=1)
+    name = "decoder.0.conv.weight"
+    assert np.array_equal(again.weights[name], tiny_vocoder.weights[name])
+    assert not np.array_equal(other.weights[name], tiny_vocoder.weights[name])
+    assert np.array_equal(decode(again, tiny_codes), decode(tiny_vocoder, tiny_codes))
+    assert np.array_equal(synthetic_codes(again.config, 9, 4), synthetic_codes(again.config, 9, 4))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_healthy_activations(preset):
+    cfg = vocoder_preset(preset)
+    model = VocoderModel.synthetic(cfg, seed=0)
+    backend = registry.create("numpy:dtype=float64")
+    runner = backend.load_vocoder(model)
+    codes = synthetic_codes(cfg, 12, seed=0)
+    outputs = dict(runner.trace(runner.upload_codes(codes)))
+    assert list(outputs) == list(vocoder_fine_stages(cfg))
+    for stage, x in outputs.items():
+        assert np.all(np.isfinite(x)), stage
+        assert 1e-2 <= float(np.std(x)) <= 1e2, (stage, float(np.std(x)))
+    wav = outputs["final"]
+    rms = float(np.sqrt(np.mean(wav**2)))
+    assert 0.03 <= rms <= 0.5
+    assert np.mean(np.abs(wav) >= 1.0) < 0.01
+
+
+def test_stage_names_are_canonical(tiny_vocoder):
+    assert vocoder_stages(tiny_vocoder.config) == (
+        "rvq_decode", "pre_conv", "pre_transformer", "upsample_0", "upsample_1", "decoder_in",
+        "block_0", "block_1", "block_2", "block_3", "final",
+    )
+    assert "block_2.tconv" in vocoder_fine_stages(tiny_vocoder.config)
+
+
+@pytest.mark.parametrize("k", [1, 5, 9, 23])
+def test_causal_prefix_decode_matches(tiny_vocoder, tiny_codes, k):
+    """Decoding the first k frames gives exactly the first k*1920 samples (window 8 < 24 frames)."""
+    full = decode(tiny_vocoder, tiny_codes)
+    prefix = decode(tiny_vocoder, tiny_codes[:, :k])
+    np.testing.assert_allclose(prefix, full[: k * 1920], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,atol", [("float64", 1e-12), ("float32", 1e-5)])
+def test_streaming_equals_offline(tiny_vocoder, tiny_codes, dtype, atol):
+    backend = registry.create(f"numpy:dtype={dtype}")
+    runner = backend.load_vocoder(tiny_vocoder)
+    offline = decode_to_host(backend, runner, tiny_codes)
+    stream = VocoderStream(backend, runner)
+    bounds = [0, 1, 3, 4, 11, 19, 24]  # uneven chunks, some longer than the attention window
+    chunks = [stream.push(tiny_codes[:, a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    for (a, b), chunk in zip(zip(bounds, bounds[1:], strict=False), chunks, strict=True):
+        assert chunk.shape == ((b - a) * 1920,)
+    np.testing.assert_allclose(np.concatenate(chunks), offline, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("preset", ["tiny", "small"])
+def test_float32_matches_float64_per_stage(preset):
+    cfg = vocoder_preset(preset)
+    model = VocoderModel.synthetic(cfg, seed=0)
+    codes = synthetic_codes(cfg, 10, seed=5)
+    outs = {}
+    for dtype in ("float64", "float32"):
+        backend = registry.create(f"numpy:dtype={dtype}")
+        runner = backend.load_vocoder(model)
+        outs[dtype] = dict(runner.trace(runner.upload_codes(codes)))
+    for stage in vocoder_fine_stages(cfg):
+        result = compare(outs["float32"][stage], outs["float64"][stage])
+        assert result.finite, stage
+        assert result.snr_db >= 60.0, (stage, result.snr_db)
+        assert result.correlation >= 0.99999, stage
