@@ -18,6 +18,12 @@ from .errors import PerfkitError
 COMMANDS: tuple[str, ...] = (
     "backends",
     "vocode",
+    "synth",
+    "run",
+    "results",
+    "machine",
+    "profile",
+    "hyperfine",
 )
 
 

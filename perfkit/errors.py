@@ -27,3 +27,11 @@ class InputError(PerfkitError, ValueError):
 
 class BackendUnavailable(PerfkitError, RuntimeError):
     """A backend (or a variant of it) that cannot run here; the message says why."""
+
+
+class ToolError(PerfkitError, RuntimeError):
+    """An external tool (py-spy, hyperfine) that could not do its job; the message says why and what to do."""
+
+
+class ToolMissing(ToolError):
+    """An optional external tool that is not installed; the message names it and how to install it."""

@@ -156,6 +156,20 @@ class Backend(abc.ABC):
     def synchronize(self) -> None:
         """Block until queued work is done (CPU backends: nothing to do)."""
 
+    def compute_device(self) -> str:
+        """Where this backend computes: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+        The measurement engine times ``cuda*`` backends with CUDA events (one synchronisation where a
+        measurement ends) and reads torch's CUDA peak-memory counters for them. Default: the ``device``
+        option when the backend has one, else ``"cpu"``.
+        """
+        return str(self.options.get("device", "cpu"))
+
+    def event_timer(self) -> Any:
+        """A :class:`perfkit.measure.timers.Timer` for a device the engine does not know, or ``None``
+        (the default) to let it choose: ``perf_counter_ns`` on the CPU, CUDA events on ``cuda*``."""
+        return None
+
     @abc.abstractmethod
     def to_host(self, x: Array) -> np.ndarray:
         """A backend array as a NumPy array on the host (a copy where needed)."""

@@ -10,9 +10,12 @@ from typing import Any
 
 import numpy as np
 
+from perfkit.generator_interface import GeneratorRunner
 from perfkit.interface import Backend, VocoderRunner
+from perfkit.model.generator_model import GeneratorModel
 from perfkit.model.vocoder_model import VocoderModel
 
+from .generator import NumpyGenerator
 from .vocoder import NumpyVocoder
 
 
@@ -26,6 +29,10 @@ class NumpyBackend(Backend):
 
     def load_vocoder(self, model: VocoderModel) -> VocoderRunner:
         return NumpyVocoder(model.config, model.weights, np.dtype(self.options["dtype"]))
+
+    def load_generator(self, model: GeneratorModel, vocoder: VocoderModel | None = None) -> GeneratorRunner:
+        """The talker + code predictor; ``vocoder`` is not needed here (load it with :meth:`load_vocoder`)."""
+        return NumpyGenerator(model.config, model.weights, np.dtype(self.options["dtype"]))
 
     def thread_settings(self) -> dict[str, int]:
         from threadpoolctl import threadpool_info

@@ -1,1 +1,60 @@
-"""The torch backend (not implemented yet)."""
+"""The torch backend: CPU and CUDA, float32 / bfloat16 / float16, optional ``torch.compile``.
+
+Variants (first value is the default): ``device`` ``cpu`` | ``cuda``, ``dtype`` ``float32`` |
+``bfloat16`` | ``float16`` (CUDA only), ``compile`` ``off`` | ``on``. Weights are converted to the
+device, dtype and packed layouts once, at load; every call runs under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from perfkit.errors import BackendUnavailable
+from perfkit.interface import Backend, VocoderRunner
+from perfkit.model.vocoder_model import VocoderModel
+
+from .device import DTYPES, configure_precision, synchronize, to_host, unavailable_reason
+
+
+class TorchBackend(Backend):
+    name = "torch"
+    description = "PyTorch on CPU (oneDNN/MKL) or CUDA; float32, bfloat16, float16 (CUDA)"
+    option_choices = {
+        "device": ("cpu", "cuda"),
+        "dtype": tuple(DTYPES),
+        "compile": ("off", "on"),
+    }
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        self.check_available(self.options)
+        self.device = torch.device(self.options["device"])
+        self.dtype = DTYPES[self.options["dtype"]]
+        self.compile = self.options["compile"] == "on"
+        configure_precision(self.device, self.dtype)
+
+    @classmethod
+    def check_available(cls, options: Mapping[str, str]) -> None:
+        reason = unavailable_reason(cls.resolve_options(options))
+        if reason:
+            raise BackendUnavailable(reason)
+
+    # ---- device
+    def synchronize(self) -> None:
+        synchronize(self.device)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return to_host(x)
+
+    def thread_settings(self) -> dict[str, int]:
+        return {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
+
+    # ---- models
+    def load_vocoder(self, model: VocoderModel) -> VocoderRunner:
+        from .vocoder import TorchVocoder
+
+        return TorchVocoder(model.config, model.weights, self.dtype, self.device, compiled=self.compile)

@@ -1,0 +1,99 @@
+"""Activations as fused, vectorizable kernels: SnakeBeta (polynomial ``sin**2``), GELU, SiLU-gate.
+
+SnakeBeta, per channel ``c`` (``x (C, T)``)::
+
+    y = x + inv_b[c] * sin(a[c] * x)**2,   a = exp(alpha),  inv_b = 1 / (exp(beta) + 1e-9)
+
+with ``a`` and ``inv_b`` precomputed once per layer (:func:`snake_params`). numba has no vector
+``sin`` without Intel SVML, so ``sin**2`` is a branch-free polynomial LLVM can vectorize:
+
+- range reduction (Cody-Waite, three-part ``pi/2``): ``n = round(r * 2/pi)``,
+  ``y = r - n * pi/2`` with ``|y| <= pi/4``;
+- ``sin(r)**2 = sin(y)**2`` for even ``n``, ``cos(y)**2 = 1 - sin(y)**2`` for odd ``n`` (the sign
+  is squared away), so one odd polynomial ``sin(y) = y + y**3 * P(y**2)`` suffices;
+- Cephes' double-precision coefficients (error below 1 ulp of float64 on ``|y| <= pi/4``), so the
+  same kernel serves float32 and float64: all constants come in a small array of the compute
+  dtype (:func:`sin_constants`), so float32 stays float32 throughout (no float64 promotion).
+
+Accuracy: relative error of ``sin**2`` a few ulp of the dtype for ``|a x| < 2**20``; beyond that
+the reduction loses digits (activations of the vocoder are O(10)).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import prange
+
+from .jit import elementwise_kernel, kernel
+
+SNAKE_EPS = 1e-9
+
+# Cody-Waite split of pi/2 (Cephes ``DP1..DP3`` for pi/4, doubled); float32 gets a shorter split.
+_PIO2_F64 = (1.570796251296997070312500, 7.549789948768648e-08, 5.390302529957765e-15)
+_PIO2_F32 = (1.5703125, 4.8351287841796875e-4, 3.1385570764541626e-7 - 6.077100628276710e-11)
+# sin(y) = y + y^3 * (S0 + S1 y^2 + ... + S5 y^10) on |y| <= pi/4 (Cephes sin.c)
+_SIN_COEF = (-1.66666666666666307295e-1, 8.33333333332211858878e-3, -1.98412698295895385996e-4,
+             2.75573136213857245213e-6, -2.50507477628578072866e-8, 1.58962301576546568060e-10)
+
+
+def sin_constants(dtype: np.dtype) -> np.ndarray:
+    """``[2/pi, pio2_1, pio2_2, pio2_3, S0..S5, 0.5, 1, 2]`` in ``dtype`` (see the module docstring)."""
+    pio2 = _PIO2_F32 if np.dtype(dtype) == np.float32 else _PIO2_F64
+    return np.array([2.0 / math.pi, *pio2, *_SIN_COEF, 0.5, 1.0, 2.0], dtype=dtype)
+
+
+def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(exp(alpha), 1 / (exp(beta) + 1e-9))`` per channel, computed in float64, stored in ``dtype``."""
+    a = np.exp(np.asarray(alpha, dtype=np.float64))
+    inv_b = 1.0 / (np.exp(np.asarray(beta, dtype=np.float64)) + SNAKE_EPS)
+    return a.astype(dtype), inv_b.astype(dtype)
+
+
+@elementwise_kernel
+def snake(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
+    """``out[c, t] = x[c, t] + inv_b[c] * sin(a[c] * x[c, t])**2`` for ``x, out (C, T)`` (may alias).
+
+    ``k = sin_constants(dtype)``. Parallel over channels, vectorized over time.
+    """
+    two_over_pi, p1, p2, p3 = k[0], k[1], k[2], k[3]
+    s0, s1, s2, s3, s4, s5 = k[4], k[5], k[6], k[7], k[8], k[9]
+    half, one, two = k[10], k[11], k[12]
+    channels, length = x.shape
+    for c in prange(channels):
+        ac = a[c]
+        bc = inv_b[c]
+        for t in range(length):
+            xv = x[c, t]
+            r = ac * xv
+            n = np.floor(r * two_over_pi + half)
+            y = ((r - n * p1) - n * p2) - n * p3
+            z = y * y
+            s = y + y * z * (s0 + z * (s1 + z * (s2 + z * (s3 + z * (s4 + z * s5)))))
+            sq = s * s
+            odd = n - two * np.floor(n * half)
+            out[c, t] = xv + bc * (sq + odd * (one - two * sq))
+
+
+@elementwise_kernel
+def gelu_inplace(x: np.ndarray) -> None:
+    """Exact GELU on ``x (R, C)`` in place: ``x * (1 + erf(x / sqrt(2))) / 2`` (erf in float64)."""
+    rows, cols = x.shape
+    for r in prange(rows):
+        for c in range(cols):
+            v = np.float64(x[r, c])
+            x[r, c] = 0.5 * v * (1.0 + math.erf(v * 0.7071067811865476))
+
+
+@kernel
+def silu_gate(gate_up: np.ndarray, out: np.ndarray) -> None:
+    """SwiGLU gate: ``out = silu(g) * u`` with ``[g | u] = gate_up (T, 2I)``, ``out (T, I)``.
+
+    ``silu(g) = g / (1 + exp(-g))``, evaluated in float64.
+    """
+    rows, inter = out.shape
+    for r in range(rows):
+        for c in range(inter):
+            g = np.float64(gate_up[r, c])
+            out[r, c] = g / (1.0 + math.exp(-g)) * gate_up[r, inter + c]

@@ -1,0 +1,351 @@
+"""The Numba vocoder: the reference's fine stages (``backends/numpy/vocoder.py``) as compiled kernels.
+
+Same algorithm and state semantics as the NumPy reference, on ``(channels, time)`` arrays of the
+compute dtype; GEMM-shaped work goes to BLAS (:mod:`.blas`), everything memory-bound is a fused
+parallel kernel. Weights are converted and laid out once at load:
+
+- convolutions ``(Cout, Cin, k)`` -> taps ``(k, Cout, Cin)``, one contiguous GEMM operand per tap;
+- transposed convolutions ``(Cin, Cout, k)`` -> ``(Cout*k, Cin)``, so ``cols = W @ x`` is one GEMM;
+- q/k/v and gate/up projections stacked into one GEMM each; the ConvNeXt ``gamma`` folded into
+  ``pwconv2``; SnakeBeta's ``exp(alpha)`` and ``1/(exp(beta) + 1e-9)`` precomputed per channel;
+- codebooks normalised (``embedding_sum / clamp(cluster_usage, 1e-5)``) in float64, then rounded.
+
+Buffers come from a :class:`~.workspace.Workspace`: every stage writes its own ``out.<stage>``
+array (valid until that stage runs again) and shares scratch with the others; after the first
+decode of a given length nothing is allocated. The streaming state holds per-utterance arrays
+(convolution tails, KV caches) allocated at the utterance's first chunk and updated in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import numba
+import numpy as np
+
+from perfkit.interface import State, VocoderRunner
+from perfkit.model.vocoder_config import VocoderConfig
+
+from . import activations as act
+from . import attention as attn
+from . import conv
+from . import elementwise as ew
+from . import norms
+from . import snake_conv as sc
+from .codebooks import gather_codebooks
+from .linear import linear, linear_t
+from .workspace import Workspace
+
+CODEBOOK_EPS = 1e-5
+LAYER_NORM_EPS = 1e-6
+RESIDUAL_DILATIONS = (1, 3, 9)
+#: Bytes of one ``(C, tile)`` activation tile of the residual units (sized to stay in L2).
+TILE_BYTES = 1 << 19
+
+
+def _taps(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Conv1d ``(Cout, Cin, k)`` -> ``(k, Cout, Cin)``."""
+    return np.ascontiguousarray(np.asarray(w).transpose(2, 0, 1), dtype=dtype)
+
+
+def _tconv_matrix(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """ConvTranspose1d ``(Cin, Cout, k)`` -> ``(Cout*k, Cin)``."""
+    cin, cout, k = w.shape
+    return np.ascontiguousarray(np.asarray(w).reshape(cin, cout * k).T, dtype=dtype)
+
+
+class NumbaVocoder(VocoderRunner):
+    """Runs the fine stages on ``dtype`` NumPy arrays with numba kernels."""
+
+    def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype,
+                 threads: int | None = None) -> None:
+        super().__init__(config)
+        self.dtype = np.dtype(dtype)
+        self.threads = threads
+        self.ws = Workspace(self.dtype)
+        self.sin_k = act.sin_constants(self.dtype)
+        self._prepare(weights)
+        self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
+            "rvq_decode": self.rvq_decode,
+            "pre_conv": lambda x, s: self._conv_stage("pre_conv", x, s),
+            "pre_transformer": self.pre_transformer,
+            "decoder_in": lambda x, s: self._conv_stage("decoder_in", x, s),
+            "final": self.final,
+        }
+        for i in range(len(config.upsampling_ratios)):
+            self._stage_fns[f"upsample_{i}"] = lambda x, s, i=i: self.upsample(i, x, s)
+        for i in range(config.num_blocks):
+            self._stage_fns[f"block_{i}.tconv"] = lambda x, s, i=i: self.block_tconv(i, x, s)
+            self._stage_fns[f"block_{i}.resunits"] = lambda x, s, i=i: self.block_resunits(i, x, s)
+
+    # ------------------------------------------------------------------ weights
+    def _prepare(self, weights: Mapping[str, np.ndarray]) -> None:
+        cfg, dt = self.config, self.dtype
+        w = {k: np.asarray(v) for k, v in weights.items()}
+
+        def arr(name: str) -> np.ndarray:
+            return np.ascontiguousarray(w[name], dtype=dt)
+
+        # rvq: stacked normalised codebooks, one (codebook_dim, 2*half) output projection
+        books, offsets, off = [], [], 0
+        for q in range(cfg.num_quantizers):
+            group, i = ("rvq_first", q) if q < cfg.num_semantic_quantizers else (
+                "rvq_rest", q - cfg.num_semantic_quantizers)
+            p = f"quantizer.{group}.vq.layers.{i}._codebook"
+            usage = np.maximum(w[f"{p}.cluster_usage"].astype(np.float64), CODEBOOK_EPS)
+            books.append(w[f"{p}.embedding_sum"].astype(np.float64) / usage[:, None])
+            offsets.append(off)
+            off += books[-1].shape[0]
+        self.books = np.ascontiguousarray(np.concatenate(books), dtype=dt)
+        self.book_offsets = np.asarray(offsets, dtype=np.int64)
+        self.rvq_proj = np.ascontiguousarray(np.concatenate(
+            [w["quantizer.rvq_first.output_proj.weight"][:, :, 0], w["quantizer.rvq_rest.output_proj.weight"][:, :, 0]],
+            axis=1), dtype=dt)  # (codebook_dim, 2*half)
+
+        self.convs: dict[str, tuple[np.ndarray, np.ndarray]] = {
+            "pre_conv": (_taps(w["pre_conv.conv.weight"], dt), arr("pre_conv.conv.bias")),
+            "decoder_in": (_taps(w["decoder.0.conv.weight"], dt), arr("decoder.0.conv.bias")),
+        }
+
+        # pre-transformer
+        pt = "pre_transformer"
+        self.pt_in = (arr(f"{pt}.input_proj.weight"), arr(f"{pt}.input_proj.bias"))
+        self.pt_out = (arr(f"{pt}.output_proj.weight"), arr(f"{pt}.output_proj.bias"))
+        self.pt_norm = arr(f"{pt}.norm.weight")
+        self.layers = []
+        for n in range(cfg.num_hidden_layers):
+            p = f"{pt}.layers.{n}"
+            a = f"{p}.self_attn"
+            qkv = np.concatenate([w[f"{a}.{x}_proj.weight"] for x in "qkv"])
+            qkv_b = (np.concatenate([w[f"{a}.{x}_proj.bias"] for x in "qkv"]) if cfg.attention_bias else None)
+            self.layers.append({
+                "ln1": arr(f"{p}.input_layernorm.weight"),
+                "qkv": np.ascontiguousarray(qkv, dtype=dt),
+                "qkv_b": None if qkv_b is None else np.ascontiguousarray(qkv_b, dtype=dt),
+                "o": arr(f"{a}.o_proj.weight"),
+                "o_b": arr(f"{a}.o_proj.bias") if cfg.attention_bias else None,
+                "attn_scale": arr(f"{p}.self_attn_layer_scale.scale"),
+                "ln2": arr(f"{p}.post_attention_layernorm.weight"),
+                "gate_up": np.ascontiguousarray(
+                    np.concatenate([w[f"{p}.mlp.gate_proj.weight"], w[f"{p}.mlp.up_proj.weight"]]), dtype=dt),
+                "down": arr(f"{p}.mlp.down_proj.weight"),
+                "mlp_scale": arr(f"{p}.mlp_layer_scale.scale"),
+            })
+        self.inv_freq = attn.rope_inv_freq(cfg.head_dim, cfg.rope_theta)
+
+        # upsample: transposed conv + ConvNeXt
+        self.ups = []
+        for i in range(len(cfg.upsampling_ratios)):
+            p = f"upsample.{i}.1"
+            gamma = w[f"{p}.gamma"].astype(np.float64)
+            self.ups.append({
+                "tconv": _tconv_matrix(w[f"upsample.{i}.0.conv.weight"], dt), "tconv_b": arr(f"upsample.{i}.0.conv.bias"),
+                "k": int(w[f"upsample.{i}.0.conv.weight"].shape[2]),
+                "dw": np.ascontiguousarray(w[f"{p}.dwconv.conv.weight"][:, 0, :], dtype=dt),
+                "dw_b": arr(f"{p}.dwconv.conv.bias"),
+                "ln_w": arr(f"{p}.norm.weight"), "ln_b": arr(f"{p}.norm.bias"),
+                "pw1": arr(f"{p}.pwconv1.weight"), "pw1_b": arr(f"{p}.pwconv1.bias"),
+                "pw2g": np.ascontiguousarray(gamma[:, None] * w[f"{p}.pwconv2.weight"], dtype=dt),
+                "b2g": np.ascontiguousarray(gamma * w[f"{p}.pwconv2.bias"], dtype=dt),
+            })
+
+        # decoder blocks
+        def snake_p(prefix: str) -> tuple[np.ndarray, np.ndarray]:
+            return act.snake_params(w[f"{prefix}.alpha"], w[f"{prefix}.beta"], dt)
+
+        self.blocks = []
+        for i in range(cfg.num_blocks):
+            p = f"decoder.{i + 1}.block"
+            units = []
+            for u in range(3):
+                q = f"{p}.{u + 2}"
+                units.append({
+                    "act1": snake_p(f"{q}.act1"), "act2": snake_p(f"{q}.act2"),
+                    "w1": _taps(w[f"{q}.conv1.conv.weight"], dt), "b1": arr(f"{q}.conv1.conv.bias"),
+                    "w2": np.ascontiguousarray(w[f"{q}.conv2.conv.weight"][:, :, 0], dtype=dt),
+                    "b2": arr(f"{q}.conv2.conv.bias"),
+                })
+            self.blocks.append({
+                "act": snake_p(f"{p}.0"),
+                "tconv": _tconv_matrix(w[f"{p}.1.conv.weight"], dt), "tconv_b": arr(f"{p}.1.conv.bias"),
+                "k": int(w[f"{p}.1.conv.weight"].shape[2]),
+                "units": units,
+            })
+        n = cfg.num_blocks
+        self.final_act = snake_p(f"decoder.{n + 1}")
+        self.final_conv = (_taps(w[f"decoder.{n + 2}.conv.weight"], dt), arr(f"decoder.{n + 2}.conv.bias"))
+
+    # ------------------------------------------------------------------ runner API
+    def upload_codes(self, codes: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(codes, dtype=np.int64)
+
+    def run_stage(self, stage: str, x: np.ndarray, state: State) -> np.ndarray:
+        if self.threads is not None:  # numba's thread count is per calling thread
+            numba.set_num_threads(self.threads)
+        return self._stage_fns[stage](x, state)
+
+    def warmup(self) -> None:
+        """Compile (or load from the disk cache) every kernel now: one frame through every stage."""
+        codes = np.zeros((self.config.num_quantizers, 1), dtype=np.int64)
+        self.decode(self.upload_codes(codes))
+
+    # ------------------------------------------------------------------ helpers
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        """A stage input as a C-contiguous array of the compute dtype (no copy when it already is)."""
+        return np.ascontiguousarray(x, dtype=self.dtype)
+
+    def _state_array(self, state: State, key: str, shape: tuple[int, ...]) -> np.ndarray:
+        """The per-utterance array ``key`` (zeros at the utterance's first chunk)."""
+        a = state.get(key)
+        if a is None:
+            a = state[key] = np.zeros(shape, dtype=self.dtype)
+        return a
+
+    def _tile(self, channels: int) -> int:
+        """Residual-unit tile width: ``TILE_BYTES`` per ``(C, tile)`` tile, a multiple of 64, at least 64."""
+        return max(64, (TILE_BYTES // (channels * self.dtype.itemsize)) // 64 * 64)
+
+    # ------------------------------------------------------------------ stages
+    def rvq_decode(self, codes: np.ndarray, state: State) -> np.ndarray:
+        """``(Q, T)`` -> ``(codebook_dim, T)``: summed codebook rows per group, one stacked projection GEMM."""
+        cfg = self.config
+        codes = np.ascontiguousarray(codes, dtype=np.int64)
+        t = codes.shape[1]
+        half = cfg.codebook_half_dim
+        gathered = self.ws.get("rvq.gathered", (t, 2 * half))  # (T, [first | rest])
+        gather_codebooks(codes, self.books, self.book_offsets, cfg.num_semantic_quantizers, gathered)
+        out = self.ws.get("out.rvq_decode", (cfg.codebook_dim, t))
+        linear_t(self.rvq_proj, gathered, None, out)
+        return out
+
+    def _conv_stage(self, name: str, x: np.ndarray, state: State) -> np.ndarray:
+        x = self._input(x)
+        w, b = self.convs[name]
+        k, cout, cin = w.shape
+        tail = self._state_array(state, name, (cin, k - 1))
+        xp = self.ws.get("conv.xp", (cin, k - 1 + x.shape[1]))
+        out = self.ws.get(f"out.{name}", (cout, x.shape[1]))
+        conv.causal_conv(x, w, b, tail, 1, xp, out)
+        return out
+
+    def pre_transformer(self, x: np.ndarray, state: State) -> np.ndarray:
+        """``(latent, T)`` -> ``(latent, T)``; time-major ``(T, H)`` rows inside."""
+        cfg = self.config
+        x = self._input(x)
+        t = x.shape[1]
+        hidden, hd = cfg.hidden_size, cfg.head_dim
+        nq, nkv = cfg.num_attention_heads * hd, cfg.num_key_value_heads * hd
+        pos0 = int(state.get("pre_transformer.pos", 0))
+        ws = self.ws
+        h = ws.get("pt.h", (t, hidden))
+        a = ws.get("pt.a", (t, hidden))
+        qkv = ws.get("pt.qkv", (t, nq + 2 * nkv))
+        att = ws.get("pt.att", (t, nq))
+        gu = ws.get("pt.gate_up", (t, 2 * cfg.intermediate_size))
+        mlp = ws.get("pt.mlp", (t, cfg.intermediate_size))
+        cos = ws.get("pt.cos", (t, hd // 2))
+        sin = ws.get("pt.sin", (t, hd // 2))
+        attn.rope_table(pos0, self.inv_freq, cos, sin)
+        linear(x, self.pt_in[0], self.pt_in[1], h, trans_x=True)  # (T, H) = x^T W^T + b
+        window = cfg.sliding_window
+        for n, lw in enumerate(self.layers):
+            norms.rms_norm_rows(h, lw["ln1"], cfg.rms_norm_eps, a)
+            linear(a, lw["qkv"], lw["qkv_b"], qkv)
+            attn.rope_inplace(qkv, 0, cfg.num_attention_heads, cos, sin)
+            attn.rope_inplace(qkv, nq, cfg.num_key_value_heads, cos, sin)
+            cache_k = self._state_array(state, f"pt.k{n}", (cfg.num_key_value_heads, window - 1, hd))
+            cache_v = self._state_array(state, f"pt.v{n}", (cfg.num_key_value_heads, window - 1, hd))
+            past = int(state.get(f"pt.kv_len{n}", 0))
+            total = past + t
+            k_all = ws.get("pt.k_all", (cfg.num_key_value_heads, total, hd))
+            v_all = ws.get("pt.v_all", (cfg.num_key_value_heads, total, hd))
+            attn.kv_append(qkv, nq, nq + nkv, cache_k, cache_v, past, k_all, v_all)
+            state[f"pt.kv_len{n}"] = attn.kv_keep(k_all, v_all, cache_k, cache_v)
+            scores = ws.get("pt.scores", (cfg.num_attention_heads, t, total))
+            attn.sliding_window_attention(qkv, cfg.num_attention_heads, k_all, v_all, pos0, window, scores, att)
+            linear(att, lw["o"], lw["o_b"], a)
+            ew.residual_scale_add(h, lw["attn_scale"], a)
+            norms.rms_norm_rows(h, lw["ln2"], cfg.rms_norm_eps, a)
+            linear(a, lw["gate_up"], None, gu)
+            act.silu_gate(gu, mlp)
+            linear(mlp, lw["down"], None, a)
+            ew.residual_scale_add(h, lw["mlp_scale"], a)
+        norms.rms_norm_rows(h, self.pt_norm, cfg.rms_norm_eps, a)
+        out = ws.get("out.pre_transformer", (cfg.latent_dim, t))
+        linear_t(self.pt_out[0], a, self.pt_out[1], out)  # (latent, T) = W a^T + b
+        state["pre_transformer.pos"] = pos0 + t
+        return out
+
+    def upsample(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """Causal ConvTranspose (k = stride = ratio) then ConvNeXt: ``(D, L) -> (D, L*ratio)``."""
+        x = self._input(x)
+        u = self.ups[i]
+        d, t = x.shape
+        ratio = self.config.upsampling_ratios[i]
+        k = u["k"]
+        length = t * ratio
+        ws = self.ws
+        cols = ws.get("tconv.cols", (d, k, t))
+        y = ws.get("up.y", (d, length))
+        tail = self._state_array(state, f"upsample_{i}.tconv", (d, k - ratio))
+        conv.conv_transpose(x, u["tconv"], u["tconv_b"], ratio, tail, cols, y)
+        h = ws.get("up.h", (length, d))
+        dw_tail = self._state_array(state, f"upsample_{i}.dwconv", (d, u["dw"].shape[1] - 1))
+        conv.depthwise_conv_time_major(y, u["dw"], u["dw_b"], dw_tail, h)
+        norms.layer_norm_rows(h, u["ln_w"], u["ln_b"], LAYER_NORM_EPS, h)
+        g = ws.get("up.g", (length, u["pw1"].shape[0]))
+        linear(h, u["pw1"], u["pw1_b"], g)
+        act.gelu_inplace(g)
+        out = ws.get(f"out.upsample_{i}", (d, length))
+        ew.add_bias_to(y, u["b2g"], out)  # out = y + gamma * b2
+        linear_t(u["pw2g"], g, None, out, accumulate=True)  # out += (gamma W2) g^T
+        return out
+
+    def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``."""
+        x = self._input(x)
+        blk = self.blocks[i]
+        rate = self.config.upsample_rates[i]
+        cin, t = x.shape
+        k = blk["k"]
+        cout = blk["tconv"].shape[0] // k
+        s = self.ws.get("snake", (cin, t))
+        act.snake(x, blk["act"][0], blk["act"][1], self.sin_k, s)
+        cols = self.ws.get("tconv.cols", (cout, k, t))
+        tail = self._state_array(state, f"block_{i}.tconv", (cout, k - rate))
+        out = self.ws.get(f"out.block_{i}.tconv", (cout, t * rate))
+        conv.conv_transpose(s, blk["tconv"], blk["tconv_b"], rate, tail, cols, out)
+        return out
+
+    def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
+        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9."""
+        x = self._input(x)
+        c, length = x.shape
+        out = self.ws.get(f"out.block_{i}.resunits", (c, length))
+        tile = self._tile(c)
+        acc = self.ws.get("res.acc", (c, tile))
+        src = x
+        for u, (unit, dilation) in enumerate(zip(self.blocks[i]["units"], RESIDUAL_DILATIONS, strict=True)):
+            k = unit["w1"].shape[0]
+            pad = (k - 1) * dilation
+            tail = self._state_array(state, f"block_{i}.res{u}", (c, pad))
+            hbuf = self.ws.get("res.h", (c, pad + tile))
+            sc.residual_unit(src, out, u == 0, unit["act1"][0], unit["act1"][1], unit["w1"], unit["b1"], dilation,
+                             unit["act2"][0], unit["act2"][1], unit["w2"], unit["b2"], self.sin_k, tail, hbuf, acc)
+            src = out
+        return out
+
+    def final(self, x: np.ndarray, state: State) -> np.ndarray:
+        """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``."""
+        x = self._input(x)
+        c, length = x.shape
+        w, b = self.final_conv
+        k = w.shape[0]
+        tail = self._state_array(state, "final", (c, k - 1))
+        tile = self._tile(c)
+        hbuf = self.ws.get("res.h", (c, k - 1 + tile))
+        y = self.ws.get("final.y", (1, length))
+        sc.snake_conv(x, self.final_act[0], self.final_act[1], self.sin_k, w, b, 1, tail, hbuf, y)
+        out = self.ws.get("out.final", (length,))
+        ew.clip_row(y, out, -1.0, 1.0)
+        return out

@@ -1,0 +1,254 @@
+"""The vocoder's layers in torch, on *time-major* ``(L, C)`` tensors, each packed once at load.
+
+Time-major rows make every convolution GEMM-shaped without copies:
+
+- a causal Conv1d is a channels-last ``conv2d`` (oneDNN on the CPU, cuDNN on CUDA): the ``(L, C)``
+  buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no layout reorder happens on the way in or out;
+- a causal ConvTranspose1d with ``k = m * stride`` is one GEMM ``(L, Cin) @ (Cin, k*Cout)`` whose
+  rows are already the output's ``(L, stride, Cout)`` blocks, then one shifted add (col2im);
+- the per-channel parameters (SnakeBeta, norms) broadcast along the contiguous last axis.
+
+Every layer that looks back in time reads a ``tail`` (the last inputs, or pending outputs, of the
+previous chunk; zeros at the start of an utterance) and produces the next one, exactly as the
+NumPy reference (:mod:`perfkit.backends.numpy.layers`) does, so chunked decoding equals offline.
+
+Low-precision numerics: SnakeBeta's ``exp(alpha)`` and ``1/(exp(beta) + 1e-9)`` are precomputed in
+float32 and applied in float32; norms and the depthwise-conv accumulation run in float32; GEMMs and
+convolutions accumulate in float32 inside oneDNN / cuBLAS / cuDNN.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+SNAKE_EPS = 1e-9
+LAYER_NORM_EPS = 1e-6
+
+
+def to_tensor(a: np.ndarray, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A host array (any float dtype) as a contiguous ``dtype`` tensor on ``device``."""
+    return torch.from_numpy(np.ascontiguousarray(a)).to(device=device, dtype=dtype).contiguous()
+
+
+# --------------------------------------------------------------------------- SnakeBeta
+SnakeKernel = Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]
+
+
+def snake_eager(x: Tensor, alpha_exp: Tensor, inv_beta: Tensor, out: Tensor) -> Tensor:
+    """SnakeBeta in four eager passes, float32 in between, one rounding into ``out`` (``x``'s dtype)."""
+    t = x * alpha_exp  # (L, C) float32 (type promotion by the float32 factors)
+    t.sin_()
+    t.square_()
+    return torch.addcmul(x, t, inv_beta, out=out)
+
+
+def snake_math(x: Tensor, alpha_exp: Tensor, inv_beta: Tensor, out: Tensor) -> Tensor:
+    """The same SnakeBeta as one expression, for ``torch.compile`` to fuse into a single pass."""
+    y = x.float()
+    return out.copy_(y + inv_beta * torch.sin(alpha_exp * y).square())
+
+
+@functools.cache
+def snake_compiled() -> SnakeKernel:
+    """:func:`snake_math` through ``torch.compile`` (dynamic shapes: one graph per dtype and layout)."""
+    return torch.compile(snake_math, dynamic=True)
+
+
+@dataclass(frozen=True)
+class SnakeBeta:
+    """``y = x + inv_beta * sin(alpha_exp * x)**2`` per channel, evaluated in float32.
+
+    ``alpha_exp = exp(alpha)`` and ``inv_beta = 1 / (exp(beta) + 1e-9)`` are ``(C,)`` float32,
+    computed in float64 at load: a low-precision ``exp``/reciprocal is what turns SnakeBeta into NaN.
+    ``kernel`` is :func:`snake_eager` or the compiled :func:`snake_math`.
+    """
+
+    alpha_exp: Tensor
+    inv_beta: Tensor
+    kernel: SnakeKernel = snake_eager
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, device: torch.device, compiled: bool = False
+             ) -> SnakeBeta:
+        alpha = np.asarray(w[f"{prefix}.alpha"], dtype=np.float64)
+        beta = np.asarray(w[f"{prefix}.beta"], dtype=np.float64)
+        return cls(to_tensor(np.exp(alpha), torch.float32, device),
+                   to_tensor(1.0 / (np.exp(beta) + SNAKE_EPS), torch.float32, device),
+                   snake_compiled() if compiled else snake_eager)
+
+    def __call__(self, x: Tensor, out: Tensor | None = None) -> Tensor:
+        """``x (L, C)`` -> ``(L, C)`` in ``x``'s dtype (into ``out`` when given); one rounding at the end."""
+        return self.kernel(x, self.alpha_exp, self.inv_beta, torch.empty_like(x) if out is None else out)
+
+
+# --------------------------------------------------------------------------- convolutions
+@dataclass(frozen=True)
+class CausalConv:
+    """Causal Conv1d ``w (Cout, Cin, k)``, dilation ``d``, on time-major input with its tail prepended.
+
+    ``y[t] = b + sum_j W_j @ xp[t + j*d]`` for ``xp = [tail; x]`` of ``(pad + L, Cin)``, ``pad = (k-1)*d``.
+    ``k > 1``: ``weight (Cout, Cin, 1, k)`` channels-last for ``conv2d``; ``k == 1``: ``weight (Cin, Cout)``.
+    """
+
+    weight: Tensor
+    bias: Tensor
+    kernel: int
+    dilation: int
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, dtype: torch.dtype, device: torch.device,
+             dilation: int = 1) -> CausalConv:
+        weight = np.asarray(w[f"{prefix}.conv.weight"])  # (Cout, Cin, k)
+        bias = to_tensor(w[f"{prefix}.conv.bias"], dtype, device)
+        k = weight.shape[2]
+        if k == 1:
+            return cls(to_tensor(weight[:, :, 0].T, dtype, device), bias, 1, dilation)  # (Cin, Cout)
+        w4 = to_tensor(weight[:, :, None, :], dtype, device).contiguous(memory_format=torch.channels_last)
+        return cls(w4, bias, k, dilation)
+
+    @property
+    def pad(self) -> int:
+        """Input rows of look-back: ``(k - 1) * dilation``."""
+        return (self.kernel - 1) * self.dilation
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[0] if self.kernel == 1 else self.weight.shape[1]
+
+    def __call__(self, xp: Tensor) -> Tensor:
+        """``xp (pad + L, Cin)`` contiguous -> ``y (L, Cout)`` contiguous."""
+        if self.kernel == 1:
+            return torch.addmm(self.bias, xp, self.weight)  # (L, Cout)
+        x4 = xp.t()[None, :, None, :]  # (1, Cin, 1, pad + L): the same memory, NHWC
+        y4 = F.conv2d(x4, self.weight, self.bias, dilation=(1, self.dilation))  # (1, Cout, 1, L) NHWC
+        y = y4[0, :, 0, :].t()  # (L, Cout)
+        return y if y.is_contiguous() else y.contiguous()
+
+
+@dataclass(frozen=True)
+class CausalConvTranspose:
+    """Causal ConvTranspose1d ``w (Cin, Cout, k)``, stride ``s``, right-trimmed by ``k - s`` (official).
+
+    Taps are zero-padded to ``k' = m * s`` and packed as ``weight (Cin, m*s*Cout)`` so that one GEMM gives
+    ``cols = x @ weight`` of ``(L, m, s, Cout)``: ``cols[t, q]`` is input frame ``t``'s contribution to
+    output block ``t + q`` (``s`` samples). Output block ``t`` = ``sum_q cols[t - q, q]`` (col2im), where
+    frames before this chunk come from the tail ``(m - 1, s, Cout)`` of pending contributions.
+    The bias sits on block ``q = 0`` only (``bias_cols``), so it is added once and never to the tail.
+    """
+
+    weight: Tensor
+    bias_cols: Tensor
+    stride: int
+    blocks: int
+    out_channels: int
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, stride: int, dtype: torch.dtype,
+             device: torch.device) -> CausalConvTranspose:
+        weight = np.asarray(w[f"{prefix}.conv.weight"], dtype=np.float64)  # (Cin, Cout, k)
+        cin, cout, k = weight.shape
+        m = -(-k // stride)
+        padded = np.zeros((cin, cout, m * stride))
+        padded[:, :, :k] = weight
+        packed = padded.transpose(0, 2, 1).reshape(cin, m * stride * cout)  # (Cin, k'*Cout), tap-major
+        bias_cols = np.zeros(m * stride * cout)
+        bias_cols[: stride * cout] = np.tile(np.asarray(w[f"{prefix}.conv.bias"], dtype=np.float64), stride)
+        return cls(to_tensor(packed, dtype, device), to_tensor(bias_cols, dtype, device), stride, m, cout)
+
+    def new_tail(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """Pending contributions at the start of an utterance: zeros ``(m - 1, s, Cout)``."""
+        return torch.zeros(self.blocks - 1, self.stride, self.out_channels, dtype=dtype, device=device)
+
+    def __call__(self, x: Tensor, tail: Tensor, out: Tensor) -> Tensor:
+        """``x (L, Cin)``, ``tail (m-1, s, Cout)``; writes ``out (L*s, Cout)``, returns the new tail."""
+        length, s, cout, m = x.shape[0], self.stride, self.out_channels, self.blocks
+        if m == 1:  # k == s: no overlap, the GEMM writes the output directly
+            torch.addmm(self.bias_cols, x, self.weight, out=out.view(length, s * cout))  # (L, s*Cout)
+            return tail
+        cols = torch.addmm(self.bias_cols, x, self.weight).view(length, m, s, cout)  # (L, m, s, Cout)
+        y = out.view(length, s, cout)  # (L, s, Cout)
+        if m == 2:
+            torch.add(cols[1:, 0], cols[:-1, 1], out=y[1:])
+            torch.add(cols[0, 0], tail[0], out=y[0])
+            return cols[length - 1:, 1]  # (1, s, Cout), no bias
+        ext = torch.zeros(length + m - 1, s, cout, dtype=cols.dtype, device=cols.device)  # (L + m-1, s, Cout)
+        ext[: m - 1] += tail
+        for q in range(m):
+            ext[q: q + length] += cols[:, q]
+        y.copy_(ext[:length])
+        return ext[length:]
+
+
+@dataclass(frozen=True)
+class DepthwiseCausalConv:
+    """Depthwise causal conv ``w (C, 1, k)``: ``y[t, c] = b[c] + sum_j w[c, j] * xp[t + j, c]``, in float32."""
+
+    weight: Tensor  # (k, C) float32
+    bias: Tensor  # (C,) float32
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, device: torch.device) -> DepthwiseCausalConv:
+        weight = np.asarray(w[f"{prefix}.conv.weight"])[:, 0, :].T  # (k, C)
+        return cls(to_tensor(weight, torch.float32, device), to_tensor(w[f"{prefix}.conv.bias"], torch.float32,
+                                                                      device))
+
+    @property
+    def pad(self) -> int:
+        return self.weight.shape[0] - 1
+
+    def __call__(self, xp: Tensor) -> Tensor:
+        """``xp (k-1 + L, C)`` -> ``y (L, C)`` float32 (accumulated in float32 whatever ``xp``'s dtype)."""
+        k = self.weight.shape[0]
+        length = xp.shape[0] - (k - 1)
+        y = torch.addcmul(self.bias, xp[:length], self.weight[0])  # (L, C) float32
+        for j in range(1, k):
+            y.addcmul_(xp[j: j + length], self.weight[j])
+        return y
+
+
+# --------------------------------------------------------------------------- dense layers
+@dataclass(frozen=True)
+class Linear:
+    """``y = x @ weight + bias`` with ``weight (in, out)`` (the transpose of torch's), optional folded scale.
+
+    ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
+    """
+
+    weight: Tensor  # (in, out)
+    bias: Tensor | None  # (out,)
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], name: str, dtype: torch.dtype, device: torch.device,
+             scale: np.ndarray | None = None) -> Linear:
+        weight = np.asarray(w[f"{name}.weight"], dtype=np.float64)  # (out, in)
+        bias = w.get(f"{name}.bias")
+        bias = None if bias is None else np.asarray(bias, dtype=np.float64)
+        if scale is not None:
+            g = np.asarray(scale, dtype=np.float64)
+            weight = weight * g[:, None]
+            bias = None if bias is None else bias * g
+        return cls(to_tensor(weight.T, dtype, device), None if bias is None else to_tensor(bias, dtype, device))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x (L, in)`` -> ``(L, out)``."""
+        if self.bias is None:
+            return x @ self.weight
+        return torch.addmm(self.bias, x, self.weight)
+
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
+    """``weight * x / sqrt(mean(x**2, -1) + eps)`` in float32; ``x (T, C)`` float32, ``weight (C,)`` float32."""
+    return x * torch.rsqrt(x.square().mean(dim=-1, keepdim=True) + eps) * weight
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = LAYER_NORM_EPS) -> Tensor:
+    """LayerNorm over the last axis in float32; ``x (L, C)`` float32."""
+    return F.layer_norm(x, (x.shape[-1],), weight, bias, eps)

@@ -1,0 +1,67 @@
+"""``perfkit machine``: this machine's measured limits (peak GEMM throughput, memory bandwidth), cached."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ..errors import InputError
+from ..measure.peak import GEMM, MachinePeaks, cache_path, machine_peaks
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "machine", help="measure (once, then cached) the peak GEMM throughput and memory bandwidth",
+        description="Peak GEMM throughput per library and dtype (NumPy/BLAS float32 and float64; torch "
+                    "float32 and bfloat16, and CUDA when available) and memory bandwidth (copy, triad), each "
+                    "the best of several repetitions, cached per machine fingerprint (CPU, cores, threads, "
+                    "library versions) under $PERFKIT_CACHE_DIR or ~/.cache/perfkit. Roofline columns of the "
+                    "reports compare against these numbers.",
+    )
+    p.add_argument("--refresh", action="store_true", help="measure again even when cached")
+    p.add_argument("--threads", type=int, help="compute threads (default: every usable CPU)")
+    p.add_argument("--json", action="store_true", help="print the cached entry as JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None and args.threads <= 0:
+        raise InputError(f"--threads must be positive, got {args.threads}")
+    progress = None if args.json else (lambda what: print(f"measuring {what} …", file=sys.stderr, flush=True))
+    peaks = machine_peaks(refresh=args.refresh, threads=args.threads, progress=progress)
+    if args.json:
+        print(json.dumps(peaks.to_dict(), indent=1, sort_keys=True))
+    else:
+        print_peaks(peaks)
+    return 0
+
+
+def print_peaks(peaks: MachinePeaks) -> None:
+    """A rich table: one row per measurement; GEMM rows with their ridge point against the bandwidth."""
+    from rich.console import Console
+    from rich.table import Table
+
+    fp = peaks.fingerprint
+    source = "cached" if peaks.from_cache else "measured now"
+    load = f", load average {' '.join(f'{x:.2f}' for x in peaks.load_avg)}" if peaks.load_avg else ""
+    table = Table(title=f"{fp.cpu_model} · {fp.threads} thread(s) of {fp.cpu_count_usable} usable CPUs",
+                  caption=f"fingerprint {fp.key} · {source} {peaks.measured_utc}{load} · {cache_path()}\n"
+                          + " · ".join(f"{k} {v}" for k, v in fp.libraries))
+    for name, justify in (("kernel", "left"), ("library", "left"), ("dtype", "left"), ("threads", "right"),
+                          ("size", "right"), ("best", "right"), ("median", "right"), ("spread", "right"),
+                          ("unit", "left"), ("ridge FLOP/B", "right")):
+        table.add_column(name, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+    for m in peaks.measurements:
+        if m.kind == GEMM:
+            size = f"{m.size}x{m.size}"
+            try:
+                ridge = f"{peaks.ridge_point(m.library, m.dtype):.1f}"
+            except InputError:
+                ridge = "-"
+        else:
+            size, ridge = f"{m.size / 2**20:.0f} MiB", ""
+        dtype = m.dtype if m.kind == GEMM else ""
+        table.add_row(m.kind, m.library, dtype, str(m.threads), size, f"{m.best:.1f}", f"{m.median:.1f}",
+                      f"{100 * m.spread:.0f}%", m.unit, ridge)
+    Console(width=None if sys.stdout.isatty() else 120).print(table)

@@ -1,0 +1,85 @@
+"""The measurement protocol: first call, warm-up, calibrated samples, and when to stop.
+
+For one (backend variant, case) the worker:
+
+1. loads the model — *load time*, stored apart;
+2. runs each series once — the *first call* (numba JIT, torch.compile, CUDA context, caches), stored
+   apart and never a sample;
+3. runs ``warmup_rounds`` more passes of each series, discarded; their fastest span sets ``loops``
+   (:func:`calibrate_loops`): the number of passes one sample spans, so that even the shortest span of a
+   sample lasts at least ``resolution_multiple`` times the timer's resolution. A sample's value is the
+   per-pass mean over its ``loops`` passes (stored with ``loops``, so the raw total is recoverable);
+4. measures samples in *visits* of ``round_samples`` samples per series, interleaved with the other
+   variants' visits (A B A B …), until :func:`should_stop`.
+
+The stopping rule, per (variant, case), with ``n`` samples per series::
+
+    stop when n >= max_samples
+      or (n >= min_samples and (time spent measuring >= budget_s
+                                or every series' rel_iqr(total per sample) <= target_rel_iqr))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import InputError
+from .stats import rel_iqr
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Knobs of the protocol (see the module docstring); stored with every run."""
+
+    warmup_rounds: int = 2
+    min_samples: int = 10
+    max_samples: int = 200
+    budget_s: float = 5.0
+    round_samples: int = 5
+    target_rel_iqr: float = 0.02
+    resolution_multiple: int = 100
+    max_loops: int = 1000
+    memory_passes: int = 3
+
+    def __post_init__(self) -> None:
+        checks = {
+            "warmup_rounds": self.warmup_rounds >= 0, "min_samples": self.min_samples >= 1,
+            "max_samples": self.max_samples >= self.min_samples, "budget_s": self.budget_s > 0,
+            "round_samples": self.round_samples >= 1, "target_rel_iqr": self.target_rel_iqr >= 0,
+            "resolution_multiple": self.resolution_multiple >= 1, "max_loops": self.max_loops >= 1,
+            "memory_passes": self.memory_passes >= 0,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            settings = ", ".join(f"{k}={getattr(self, k)}" for k in bad)
+            raise InputError(f"invalid protocol setting(s): {settings}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Protocol:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def calibrate_loops(shortest_span_ns: float, resolution_ns: float, multiple: int, max_loops: int) -> int:
+    """``ceil(multiple * resolution_ns / shortest_span_ns)`` clipped to ``[1, max_loops]``."""
+    if shortest_span_ns <= 0:
+        return max_loops
+    return max(1, min(max_loops, math.ceil(multiple * resolution_ns / shortest_span_ns)))
+
+
+def should_stop(protocol: Protocol, totals: Mapping[str, Sequence[float]], spent_s: float) -> bool:
+    """The stopping rule of the module docstring; ``totals`` maps each series to its per-sample totals."""
+    n = min((len(v) for v in totals.values()), default=0)
+    if n >= protocol.max_samples:
+        return True
+    if n < protocol.min_samples:
+        return False
+    if spent_s >= protocol.budget_s:
+        return True
+    return all(rel_iqr(v) <= protocol.target_rel_iqr for v in totals.values())

@@ -1,0 +1,70 @@
+"""The environment block of a report: the machine and software a run was measured on, from the run's
+stored :class:`~perfkit.measure.environment.Environment` (never from the machine rendering the report)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..store.records import Run
+from . import units
+from .escape import md
+from .labels import commit_label
+from .markdown import bullets
+
+PACKAGES = ("perfkit", "numpy", "scipy", "numba", "torch", "pandas")
+
+
+def _pool(t: dict) -> str:
+    version = f" {t['version']}" if t.get("version") else ""
+    return f"{t.get('internal_api', '?')}{version} ({t.get('num_threads', '?')} threads)"
+
+
+def environment_lines(run: Run) -> list[str]:
+    env = run.environment
+    lines = []
+    if env.cpu_model:
+        cores = "/".join(
+            str(x) if x is not None else "?" for x in (env.cpu_count_physical, env.cpu_count_logical)
+        )
+        affinity = f", {env.cpu_affinity} usable" if env.cpu_affinity else ""
+        lines.append(f"CPU: {md(env.cpu_model)} ({cores} physical/logical cores{affinity})")
+    extras = []
+    if env.cpu_governor:
+        extras.append(f"governor {md(env.cpu_governor)}")
+    if env.load_avg:
+        extras.append("load average " + " ".join(f"{x:.2f}" for x in env.load_avg))
+    if env.memory_total_bytes:
+        extras.append(f"memory {units.mib(env.memory_total_bytes / 1024, 1)} GiB")
+    if extras:
+        lines.append("Machine: " + ", ".join(extras))
+    for gpu in env.gpus:
+        lines.append(f"GPU: {md(gpu.get('name', '?'))} (driver {md(gpu.get('driver') or '-')})")
+    if env.python_version:
+        lines.append(
+            f"Python {md(env.python_version)} ({md(env.python_implementation or '')})"
+            + (f" on {md(env.platform)}" if env.platform else "")
+        )
+    pk = [f"{p} {md(env.packages[p])}" for p in PACKAGES if env.packages.get(p)]
+    if pk:
+        lines.append("Packages: " + ", ".join(pk))
+    pools = sorted({_pool(t) for t in env.threadpools})
+    if pools:
+        lines.append("BLAS/OpenMP: " + ", ".join(md(p) for p in pools))
+    threads = run.settings.get("threads")
+    lines.append(f"Threads per worker: {threads if threads is not None else 'library defaults'}")
+    lines.append(f"Commit: {md(commit_label(env.git_commit, env.git_dirty))}")
+    if run.warnings:
+        lines.append("Warnings at measurement time: " + "; ".join(md(w) for w in run.warnings))
+    return lines
+
+
+def environment_block(runs: Sequence[Run], heading_level: int = 3) -> str:
+    """One bullet list per distinct environment among ``runs`` (runs sharing one are listed together)."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for run in runs:
+        groups.setdefault(tuple(environment_lines(run)), []).append(run.run_id)
+    parts = []
+    for lines, ids in groups.items():
+        head = "Runs " + ", ".join(md(i) for i in ids)
+        parts.append(f"{head}:\n\n{bullets(list(lines))}")
+    return "\n\n".join(parts)

@@ -1,0 +1,109 @@
+"""Memory tables, as in the GGML report: peak RSS per configuration with the baseline, the weights and
+the working memory.
+
+From each case's memory pass (:class:`~perfkit.store.records.MemoryRecord`, a fresh worker):
+*baseline* is the RSS before the model loads (interpreter, libraries, backend), *weights* the model's
+weight bytes, *working* = peak RSS − baseline − weights (activations, scratch, caches; negative when
+weights are shared or not resident). CUDA columns appear when a case measured them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..store.records import CaseRecord, Run
+from . import units
+from .escape import md
+from .markdown import table
+from .validity import INVALID, Validity
+
+
+def configuration(run: Run, case: CaseRecord) -> str:
+    """``memory: vocoder, 100 frames`` / ``stages: tiny/frames=25/seed=0``."""
+    if run.suite == "memory":
+        return f"{case.case.param('config', '-')}, {case.case.param('frames', '-')} frames"
+    return f"{run.suite}: {case.case.name}"
+
+
+def memory_table(
+    items: Sequence[tuple[Run, CaseRecord]], validity: Validity, with_variant: bool = True
+) -> str:
+    """Variant | Configuration | Peak RSS | Baseline | Weights | Working | After load | Peak USS | [CUDA]."""
+    items = [(r, c) for r, c in items if c.memory is not None]
+    if not items:
+        return ""
+    cuda = any(c.memory.cuda_peak_allocated_bytes is not None for _, c in items)  # type: ignore[union-attr]
+    headers = (["Variant"] if with_variant else []) + [
+        "Configuration",
+        "Peak RSS (MiB)",
+        "Baseline (MiB)",
+        "Weights (MiB)",
+        "Working (MiB)",
+        "After load (MiB)",
+        "Peak USS (MiB)",
+    ]
+    if cuda:
+        headers += ["CUDA peak allocated (MiB)", "CUDA peak reserved (MiB)"]
+    headers.append("Parity")
+    rows = []
+    for run, case in items:
+        m = case.memory
+        assert m is not None
+        weights = m.weight_bytes if m.weight_bytes is not None else case.weight_bytes
+        working = m.peak_rss_bytes - m.baseline_rss_bytes - (weights or 0)
+        cells = ([md(case.variant)] if with_variant else []) + [
+            md(configuration(run, case)),
+            units.mib(m.peak_rss_bytes),
+            units.mib(m.baseline_rss_bytes),
+            units.mib(weights, 2),
+            units.mib(working),
+            units.mib(m.rss_after_load_bytes),
+            units.mib(m.peak_uss_bytes),
+        ]
+        if cuda:
+            cells += [units.mib(m.cuda_peak_allocated_bytes), units.mib(m.cuda_peak_reserved_bytes)]
+        status = validity.status(case.variant, case.case.preset)
+        cells.append(INVALID if status.invalid else status.cell)
+        rows.append(cells)
+    align = ["l"] * (2 if with_variant else 1) + ["r"] * (len(headers) - (3 if with_variant else 2)) + ["l"]
+    return table(headers, rows, align)
+
+
+def memory_delta_table(pairs: Sequence[tuple[Run, CaseRecord, CaseRecord]]) -> str:
+    """Configuration | Peak before | Peak after | Delta | Working before | Working after (MiB)."""
+    rows = []
+    for run, base, head in pairs:
+        if base.memory is None or head.memory is None:
+            continue
+
+        def working(c: CaseRecord) -> int:
+            m = c.memory
+            assert m is not None
+            return m.peak_rss_bytes - m.baseline_rss_bytes - ((m.weight_bytes or c.weight_bytes) or 0)
+
+        b, h = base.memory.peak_rss_bytes, head.memory.peak_rss_bytes
+        rows.append(
+            [
+                md(configuration(run, head)),
+                units.mib(b),
+                units.mib(h),
+                ("+" if h >= b else "-") + units.mib(abs(h - b)),
+                units.pct((h - b) / b if b else None, signed=True),
+                units.mib(working(base)),
+                units.mib(working(head)),
+            ]
+        )
+    if not rows:
+        return ""
+    return table(
+        [
+            "Configuration",
+            "Peak RSS before (MiB)",
+            "Peak RSS after (MiB)",
+            "Delta (MiB)",
+            "Delta",
+            "Working before (MiB)",
+            "Working after (MiB)",
+        ],
+        rows,
+    )

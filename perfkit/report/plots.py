@@ -1,0 +1,270 @@
+"""Plots for reports (matplotlib, PNG and SVG): stage bars, RTF against length, speedup heatmap, memory
+bars, first-chunk latency against chunk size, and the history line across commits.
+
+Figures are made with the object API (``matplotlib.figure.Figure`` on the Agg canvas; pyplot's global
+state is never touched) and written without timestamps (``metadata`` dates removed, a fixed SVG hash
+salt), so the same data gives the same files. Labels from results pass through
+:func:`perfkit.report.escape.plot_text`; file names through :func:`~perfkit.report.escape.safe_filename`.
+Each function returns the paths written (PNG first).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+
+from matplotlib import rcParams  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .escape import plot_text, safe_filename  # noqa: E402
+
+rcParams["svg.hashsalt"] = "perfkit"
+DPI = 110
+_PNG_META = {"Software": None}
+_SVG_META = {"Date": None, "Creator": None}
+INVALID_HATCH = "xx"
+
+
+@dataclass(frozen=True)
+class Band:
+    """A median with its spread (first and third quartile), in the plot's unit."""
+
+    x: float
+    median: float
+    low: float
+    high: float
+
+
+def _save(fig: Figure, directory: str | os.PathLike[str], stem: str) -> list[Path]:
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    name = safe_filename(stem, "plot")
+    png, svg = out / f"{name}.png", out / f"{name}.svg"
+    fig.savefig(png, dpi=DPI, metadata=_PNG_META, bbox_inches="tight")
+    fig.savefig(svg, metadata=_SVG_META, bbox_inches="tight")
+    return [png, svg]
+
+
+def _colors(n: int) -> list:
+    cmap = matplotlib.colormaps["tab20" if n > 10 else "tab10"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def _label(name: str, invalid: bool) -> str:
+    return plot_text(name) + (" (INVALID)" if invalid else "")
+
+
+def stage_bars(
+    stages: Sequence[str],
+    medians_ms: Mapping[str, Mapping[str, float]],
+    directory: str | os.PathLike[str],
+    stem: str = "stages",
+    title: str = "Per-stage time",
+    invalid: Sequence[str] = (),
+) -> list[Path]:
+    """One stacked bar per variant (``medians_ms[variant][stage]``), a segment per stage, in order."""
+    variants = list(medians_ms)
+    fig = Figure(figsize=(max(6.0, 1.4 * len(variants) + 4), 5.0))
+    ax = fig.add_subplot()
+    bottoms = [0.0] * len(variants)
+    for stage, color in zip(stages, _colors(len(stages)), strict=True):
+        values = [medians_ms[v].get(stage, 0.0) for v in variants]
+        bars = ax.bar(
+            range(len(variants)),
+            values,
+            bottom=bottoms,
+            color=color,
+            label=plot_text(stage),
+            edgecolor="white",
+            linewidth=0.5,
+        )
+        for bar, v in zip(bars, variants, strict=True):
+            if v in invalid:
+                bar.set_hatch(INVALID_HATCH)
+        bottoms = [b + x for b, x in zip(bottoms, values, strict=True)]
+    ax.set_xticks(range(len(variants)), [_label(v, v in invalid) for v in variants], rotation=20, ha="right")
+    ax.set_ylabel("time per pass (ms, median)")
+    ax.set_title(plot_text(title, 90))
+    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1.0), loc="upper left", frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, directory, stem)
+
+
+def rtf_vs_length(
+    series: Mapping[str, Sequence[Band]],
+    directory: str | os.PathLike[str],
+    stem: str = "rtf",
+    title: str = "Real-time factor against length",
+    invalid: Sequence[str] = (),
+) -> list[Path]:
+    """RTF (wall / audio, lower is better) against audio seconds, one line per variant with its IQR band."""
+    fig = Figure(figsize=(7.0, 4.5))
+    ax = fig.add_subplot()
+    for (variant, points), color in zip(series.items(), _colors(len(series)), strict=True):
+        pts = sorted(points, key=lambda b: b.x)
+        xs = [p.x for p in pts]
+        style = "--" if variant in invalid else "-"
+        ax.plot(
+            xs,
+            [p.median for p in pts],
+            style,
+            marker="o",
+            color=color,
+            label=_label(variant, variant in invalid),
+        )
+        ax.fill_between(xs, [p.low for p in pts], [p.high for p in pts], color=color, alpha=0.2, linewidth=0)
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("audio (s)")
+    ax.set_ylabel("RTF = wall / audio (lower is better)")
+    ax.set_title(plot_text(title, 90))
+    ax.legend(fontsize="small", frameon=False)
+    ax.grid(alpha=0.3)
+    return _save(fig, directory, stem)
+
+
+def speedup_heatmap(
+    variants: Sequence[str],
+    stages: Sequence[str],
+    speedups: Mapping[tuple[str, str], float],
+    baseline: str,
+    directory: str | os.PathLike[str],
+    stem: str = "speedup",
+    invalid: Sequence[str] = (),
+) -> list[Path]:
+    """Speedup of each variant over ``baseline`` per stage (``> 1``: faster), colour on a log2 scale."""
+    import numpy as np
+
+    data = np.full((len(variants), len(stages)), np.nan)
+    for i, v in enumerate(variants):
+        for j, s in enumerate(stages):
+            x = speedups.get((v, s))
+            if x is not None and x > 0 and math.isfinite(x):
+                data[i, j] = math.log2(x)
+    lim = max(1.0, float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0)
+    fig = Figure(figsize=(max(6.0, 0.7 * len(stages) + 3), max(2.5, 0.6 * len(variants) + 1.8)))
+    ax = fig.add_subplot()
+    im = ax.imshow(data, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
+    for i in range(len(variants)):
+        for j in range(len(stages)):
+            if math.isfinite(data[i, j]):
+                ax.text(j, i, f"{2 ** data[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(len(stages)), [plot_text(s) for s in stages], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(variants)), [_label(v, v in invalid) for v in variants], fontsize=8)
+    ax.set_title(plot_text(f"Speedup over {baseline} per stage (>1: faster)", 90))
+    cbar = fig.colorbar(im, ax=ax)
+    cbar.set_label("log2 speedup")
+    return _save(fig, directory, stem)
+
+
+def memory_bars(
+    configs: Sequence[str],
+    values: Mapping[str, Mapping[str, tuple[float, float, float]]],
+    directory: str | os.PathLike[str],
+    stem: str = "memory",
+    invalid: Sequence[str] = (),
+) -> list[Path]:
+    """Per configuration and variant, a bar stacked as baseline + weights + working (MiB) = peak RSS.
+
+    ``values[variant][config] = (baseline, weights, working)``."""
+    variants = list(values)
+    fig = Figure(figsize=(max(6.0, 1.2 * len(configs) * max(1, len(variants)) + 3), 4.8))
+    ax = fig.add_subplot()
+    width = 0.8 / max(1, len(variants))
+    parts = (("baseline", "#bbbbbb"), ("weights", "#6baed6"), ("working", "#fd8d3c"))
+    for k, variant in enumerate(variants):
+        xs = [i + (k - (len(variants) - 1) / 2) * width for i in range(len(configs))]
+        bottom = [0.0] * len(configs)
+        for p, (part, color) in enumerate(parts):
+            ys = [max(0.0, values[variant].get(c, (0.0, 0.0, 0.0))[p]) for c in configs]
+            bars = ax.bar(
+                xs,
+                ys,
+                width * 0.95,
+                bottom=bottom,
+                color=color,
+                edgecolor="white",
+                linewidth=0.5,
+                label=part if k == 0 else None,
+                hatch=INVALID_HATCH if variant in invalid else None,
+            )
+            bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
+            if p == len(parts) - 1:
+                for bar, top in zip(bars, bottom, strict=True):
+                    ax.text(
+                        bar.get_x() + bar.get_width() / 2,
+                        top,
+                        plot_text(variant, 18),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                        rotation=90,
+                    )
+    ax.set_xticks(range(len(configs)), [plot_text(c, 40) for c in configs], rotation=15, ha="right")
+    ax.set_ylabel("peak RSS (MiB) = baseline + weights + working")
+    ax.set_title("Peak memory by configuration")
+    ax.legend(fontsize="small", frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, directory, stem)
+
+
+def first_chunk_latency(
+    series: Mapping[str, Sequence[Band]],
+    directory: str | os.PathLike[str],
+    stem: str = "first_chunk",
+    invalid: Sequence[str] = (),
+) -> list[Path]:
+    """First-chunk latency (ms, median with IQR band) against chunk size (frames), one line per variant."""
+    fig = Figure(figsize=(7.0, 4.5))
+    ax = fig.add_subplot()
+    for (variant, points), color in zip(series.items(), _colors(len(series)), strict=True):
+        pts = sorted(points, key=lambda b: b.x)
+        xs = [p.x for p in pts]
+        ax.plot(
+            xs,
+            [p.median for p in pts],
+            "--" if variant in invalid else "-",
+            marker="o",
+            color=color,
+            label=_label(variant, variant in invalid),
+        )
+        ax.fill_between(xs, [p.low for p in pts], [p.high for p in pts], color=color, alpha=0.2, linewidth=0)
+    ax.set_xlabel("chunk size (frames; 12.5 frames = 1 s of audio)")
+    ax.set_ylabel("first-chunk latency (ms)")
+    ax.set_title("First-chunk latency against chunk size")
+    ax.legend(fontsize="small", frameon=False)
+    ax.grid(alpha=0.3)
+    return _save(fig, directory, stem)
+
+
+def history_line(
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[Band | None]],
+    directory: str | os.PathLike[str],
+    stem: str = "history",
+) -> list[Path]:
+    """Total time (ms, median with IQR band) of each case across the journal's entries (commits)."""
+    fig = Figure(figsize=(max(6.0, 0.9 * len(labels) + 3), 4.5))
+    ax = fig.add_subplot()
+    for (name, points), color in zip(series.items(), _colors(len(series)), strict=True):
+        pts = [(i, p) for i, p in enumerate(points) if p is not None]
+        if not pts:
+            continue
+        xs = [i for i, _ in pts]
+        ax.plot(xs, [p.median for _, p in pts], marker="o", color=color, label=plot_text(name, 70))
+        ax.fill_between(
+            xs, [p.low for _, p in pts], [p.high for _, p in pts], color=color, alpha=0.2, linewidth=0
+        )
+    ax.set_xticks(range(len(labels)), [plot_text(x, 24) for x in labels], rotation=20, ha="right")
+    ax.set_ylabel("total time (ms, median)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("History across entries")
+    ax.legend(fontsize="small", frameon=False)
+    ax.grid(alpha=0.3)
+    return _save(fig, directory, stem)

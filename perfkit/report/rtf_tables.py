@@ -1,0 +1,185 @@
+"""Real-time factor tables, per text length, in the generator journal's form.
+
+RTF = wall time / audio duration (lower is better, below 1 is faster than real time); xRT = audio
+duration / wall time (higher is better). Every table says which. The wall time of a sample is the sum of
+its phases (tokenize, prefill, generate, vocoder; a synchronisation at each boundary only); the audio
+duration is ``frames / frame_rate`` (12.5 frames per second of 24 kHz audio for every preset).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..errors import PerfkitError
+from ..measure.stats import summarize
+from ..store.records import CaseRecord, Run
+from . import units
+from .escape import md
+from .labels import verdict_cell
+from .markdown import table
+from .stage_tables import confidence_label, speedup_interval
+from .timing import case_timing, compare_rows
+from .validity import INVALID, Validity
+
+RTF_NOTE = (
+    "RTF = wall time / audio duration (lower is better; below 1 is faster than real time); "
+    "xRT = audio duration / wall time (higher is better)."
+)
+BATCH_NOTE = (
+    "Batch: 1 — the generator interface synthesizes one utterance at a time, so there is no batch "
+    "dimension to sweep."
+)
+PHASES = ("prefill", "generate", "vocoder")
+
+
+def audio_seconds(case: CaseRecord) -> float | None:
+    """Seconds of audio a case makes: ``frames / frame_rate`` of its preset's vocoder."""
+    from ..model.vocoder_config import vocoder_preset
+    from ..suites._models import vocoder_preset_name
+
+    try:
+        frames = int(case.case.param("frames", 0))
+        rate = vocoder_preset(vocoder_preset_name(case.case.preset)).frame_rate
+    except (PerfkitError, TypeError, ValueError):
+        return None
+    return frames / rate if frames > 0 else None
+
+
+def threads_of(run: Run) -> str:
+    t = run.settings.get("threads")
+    return "default" if t is None else str(t)
+
+
+def rtf_rows(cases: Sequence[CaseRecord], validity: Validity) -> list[list[str]]:
+    rows = []
+    for case in cases:
+        timing = case_timing(case)
+        if timing.total is None or not timing.total.samples_ns:
+            continue
+        total = summarize(timing.total.samples_ns)
+        audio = audio_seconds(case)
+        wall_s = total.median / 1e9
+        phases = []
+        for name in PHASES:
+            st = timing.stage(name)
+            if st is None or not st.samples_ns:
+                phases.append("-")
+                continue
+            m = summarize(st.samples_ns).median
+            phases.append(f"{units.ms(m)} ({units.pct(m / total.median, 0)})")
+        frames = int(case.case.param("frames", 0))
+        peak = case.memory.peak_rss_bytes if case.memory is not None else None
+        status = validity.status(case.variant, case.case.preset)
+        rows.append(
+            [
+                md(case.case.param("text", "-")),
+                str(case.case.param("words", "-")),
+                str(frames),
+                units.ms(total.median),
+                units.ms(total.std if total.n > 1 else None),
+                units.seconds(audio),
+                units.number(wall_s / audio if audio else None),
+                units.number(audio / wall_s if audio and wall_s else None, 2),
+                units.number(frames / wall_s if wall_s else None, 1),
+                units.mib(peak, 0),
+                *phases,
+                INVALID if status.invalid else status.cell,
+            ]
+        )
+    return rows
+
+
+RTF_HEADERS = [
+    "Label",
+    "Words",
+    "Frames",
+    "Wall (ms)",
+    "±stddev (ms)",
+    "Audio (s)",
+    "RTF",
+    "xRT",
+    "Frames/s",
+    "Peak RSS (MiB)",
+    "Prefill",
+    "Generate",
+    "Decode",
+    "Parity",
+]
+
+
+def rtf_table(cases: Sequence[CaseRecord], validity: Validity) -> str:
+    """Label | Words | Frames | Wall | ±stddev | Audio | RTF | xRT | Frames/s | Peak RSS | phases | Parity."""
+    rows = rtf_rows(cases, validity)
+    return table(RTF_HEADERS, rows, ["l"] + ["r"] * (len(RTF_HEADERS) - 2) + ["l"]) if rows else ""
+
+
+def rtf_sweep_table(runs: Sequence[Run], validity: Validity) -> str:
+    """RTF per (variant, text) across thread counts: one column per ``threads`` setting."""
+    cells: dict[tuple[str, str, int], dict[str, str]] = {}
+    threads: list[str] = []
+    for run in runs:
+        t = threads_of(run)
+        if t not in threads:
+            threads.append(t)
+        for case in run.cases:
+            timing = case_timing(case)
+            audio = audio_seconds(case)
+            if timing.total is None or not timing.total.samples_ns or not audio:
+                continue
+            rtf = summarize(timing.total.samples_ns).median / 1e9 / audio
+            key = (case.variant, str(case.case.param("text", "-")), int(case.case.param("frames", 0)))
+            mark = f" {INVALID}" if validity.status(case.variant, case.case.preset).invalid else ""
+            cells.setdefault(key, {})[t] = units.number(rtf) + mark
+    if len(threads) < 2:
+        return ""
+    threads = sorted(threads, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t))
+    rows = [
+        [md(v), md(text), str(frames), *(cells[(v, text, frames)].get(t, "-") for t in threads)]
+        for (v, text, frames) in sorted(cells)
+    ]
+    return table(["Variant", "Text", "Frames", *(f"RTF, threads={t}" for t in threads)], rows)
+
+
+def rtf_delta_table(pairs: Sequence[tuple[CaseRecord, CaseRecord]], invalid: str = "") -> str:
+    """Before/after per text: wall times with speedup, CI and verdict, and RTF before/after."""
+    rows = []
+    ci = "99% CI"
+    for base, head in pairs:
+        tb, th = case_timing(base), case_timing(head)
+        row = compare_rows(tb.total, th.total, "total")
+        c = row.comparison
+        if c is None:
+            continue
+        ci = confidence_label(c)
+        audio = audio_seconds(head)
+        rows.append(
+            [
+                md(head.case.param("text", "-")),
+                str(head.case.param("words", "-")),
+                str(head.case.param("frames", "-")),
+                units.ms(c.base_median),
+                units.ms(c.head_median),
+                units.ratio(c.speedup),
+                speedup_interval(c),
+                invalid or verdict_cell(c.verdict),
+                units.number(c.base_median / 1e9 / audio if audio else None),
+                units.number(c.head_median / 1e9 / audio if audio else None),
+                units.number(audio / (c.head_median / 1e9) if audio else None, 2),
+            ]
+        )
+    if not rows:
+        return ""
+    headers = [
+        "Label",
+        "Words",
+        "Frames",
+        "Wall before (ms)",
+        "Wall after (ms)",
+        "Speedup",
+        ci,
+        "Verdict",
+        "RTF before",
+        "RTF after",
+        "xRT after",
+    ]
+    return table(headers, rows)

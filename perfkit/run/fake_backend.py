@@ -1,0 +1,131 @@
+"""A fake backend for testing the engine: deterministic stage durations and injected faults.
+
+Not registered under ``perfkit.backends`` (``perfkit backends`` never lists it); the engine loads it
+by import path, ``BackendRef("fake:fault=segv,fault_at=3", target=TARGET)``. It runs the vocoder's
+stage chain without computing anything: each fine stage waits ``stage_us`` microseconds (times
+``slow_factor`` for ``slow_stage`` and its sub-stages), by ``sleep`` (default: spares the shared cores)
+or ``spin`` (a busy-wait, exact to the microsecond), and returns its input.
+
+Options (free-form strings, unlike a real backend's fixed choices):
+
+- ``fault``: ``none`` | ``raise`` (RuntimeError) | ``exit`` (``os._exit(3)``) | ``segv`` (a real
+  NULL-pointer read) | ``hang`` (sleeps forever) | ``oom`` (allocates 64 MiB blocks until
+  ``MemoryError``; refused unless the address space is limited, so it can never eat the machine);
+- ``fault_at``: ``load`` (in ``load_vocoder``) or ``N``: at the start of the N-th pass, counting the
+  first call as pass 1 (default ``1``);
+- ``stage_us`` (default ``200``), ``slow_stage`` (a stage name, default none), ``slow_factor``
+  (default ``1``), ``wait``: ``sleep`` | ``spin``;
+- ``tag``: any label, to tell two otherwise identical variants apart.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import resource
+import time
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InputError
+from ..interface import Backend, State, VocoderRunner
+from ..model.stages import parent_stage
+from ..model.vocoder_config import VocoderConfig
+from ..model.vocoder_model import VocoderModel
+
+TARGET = "perfkit.run.fake_backend:FakeBackend"
+FAULTS = ("none", "raise", "exit", "segv", "hang", "oom")
+DEFAULTS = {"fault": "none", "fault_at": "1", "stage_us": "200", "slow_stage": "", "slow_factor": "1",
+            "wait": "sleep", "tag": ""}
+
+
+def inject(fault: str, where: str) -> None:
+    """Fail the way ``fault`` says (see the module docstring)."""
+    if fault == "raise":
+        raise RuntimeError(f"fake backend: injected failure {where}")
+    if fault == "exit":
+        os._exit(3)
+    if fault == "segv":
+        ctypes.string_at(0)  # reads address 0: SIGSEGV
+    if fault == "hang":
+        while True:
+            time.sleep(3600)
+    if fault == "oom":
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            raise RuntimeError("fake backend: fault=oom needs a memory limit (address space is unlimited)")
+        blocks = []
+        while True:  # untouched pages: hits the address-space limit without using real memory
+            blocks.append(np.empty(64 * 2**20, dtype=np.uint8))
+
+
+class FakeRunner(VocoderRunner):
+    def __init__(self, config: VocoderConfig, backend: FakeBackend) -> None:
+        super().__init__(config)
+        self.backend = backend
+        self.passes = 0
+
+    def upload_codes(self, codes: np.ndarray) -> np.ndarray:
+        return np.asarray(codes)
+
+    def run_stage(self, stage: str, x: Any, state: State) -> Any:
+        b = self.backend
+        if stage == self.stages[0]:
+            self.passes += 1
+            if b.fault != "none" and b.fault_at == str(self.passes):
+                inject(b.fault, f"in pass {self.passes}")
+        us = b.stage_us * (b.slow_factor if b.slow_stage in (stage, parent_stage(stage)) else 1.0)
+        b.wait(us * 1e3)
+        return x
+
+
+class FakeBackend(Backend):
+    name = "fake"
+    description = "test double: deterministic stage durations, injected faults"
+    option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {k: (v,) for k, v in DEFAULTS.items()}
+
+    @classmethod
+    def resolve_options(cls, options: Mapping[str, str]) -> dict[str, str]:
+        unknown = set(options) - set(DEFAULTS)
+        if unknown:
+            raise InputError(f"fake backend has no option(s) {', '.join(sorted(unknown))}")
+        resolved = {**DEFAULTS, **options}
+        if resolved["fault"] not in FAULTS:
+            raise InputError(f"fake backend: fault must be one of {', '.join(FAULTS)}")
+        if resolved["wait"] not in ("sleep", "spin"):
+            raise InputError("fake backend: wait must be sleep or spin")
+        if resolved["fault_at"] != "load" and not resolved["fault_at"].isdigit():
+            raise InputError("fake backend: fault_at must be 'load' or a pass number")
+        for key in ("stage_us", "slow_factor"):
+            try:
+                float(resolved[key])
+            except ValueError:
+                raise InputError(f"fake backend: {key} must be a number, got {resolved[key]!r}") from None
+        return resolved
+
+    def __init__(self, **options: str) -> None:
+        super().__init__(**options)
+        self.fault = self.options["fault"]
+        self.fault_at = self.options["fault_at"]
+        self.stage_us = float(self.options["stage_us"])
+        self.slow_stage = self.options["slow_stage"]
+        self.slow_factor = float(self.options["slow_factor"])
+        self._spin = self.options["wait"] == "spin"
+
+    def wait(self, ns: float) -> None:
+        if self._spin:
+            end = time.perf_counter_ns() + ns
+            while time.perf_counter_ns() < end:
+                pass
+        else:
+            time.sleep(ns / 1e9)
+
+    def to_host(self, x: Any) -> np.ndarray:
+        return np.asarray(x)
+
+    def load_vocoder(self, model: VocoderModel) -> VocoderRunner:
+        if self.fault != "none" and self.fault_at == "load":
+            inject(self.fault, "while loading")
+        return FakeRunner(model.config, self)

@@ -1,0 +1,155 @@
+"""The plan: which backend variants, which cases, under which protocol and worker settings.
+
+:func:`make_plan` resolves what the user typed: each backend spec to its full variant label (defaults
+spelled out, duplicates merged), unavailable variants set aside with their reason (reported and
+skipped, never fatal), and the suite's cases. Unknown backends, options, suites or presets are
+:class:`~perfkit.errors.InputError` / ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from .. import registry
+from ..errors import BackendUnavailable, InputError
+from ..interface import Backend, Variant
+from ..measure.protocol import Protocol
+from ..store.records import Case, Skipped
+from .suite import CaseRequest, get_suite, suite_module
+
+#: Thread variables a worker gets when a thread count is set (read before libraries load).
+THREAD_ENV_VARS: tuple[str, ...] = (
+    "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS", "NUMBA_NUM_THREADS",
+)
+
+
+@dataclass(frozen=True)
+class BackendRef:
+    """A backend variant to measure: ``spec`` (``name:key=value,…``) and, for a backend outside the
+    registry (the tests' fake), ``target`` = ``module:Class``."""
+
+    spec: str
+    target: str = ""
+
+    @property
+    def variant(self) -> Variant:
+        return Variant.parse(self.spec)
+
+    @property
+    def label(self) -> str:
+        return self.variant.label
+
+    @property
+    def module(self) -> str | None:
+        """The module holding the backend (for its source hash), or ``None`` if unknown."""
+        if self.target:
+            return self.target.partition(":")[0]
+        eps = [ep for ep in entry_points(group=registry.GROUP) if ep.name == self.variant.backend]
+        return eps[0].value.partition(":")[0] if eps else None
+
+    def to_dict(self) -> dict[str, str]:
+        return {"spec": self.spec, "target": self.target}
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Per-worker settings: ``threads`` for every thread pool (``None``: leave them as they are),
+    ``timeout_s`` for any one request (set-up or one visit), ``memory_limit_bytes`` (``RLIMIT_AS``)."""
+
+    threads: int | None = None
+    timeout_s: float = 600.0
+    memory_limit_bytes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.threads is not None and self.threads < 1:
+            raise InputError(f"threads must be at least 1, got {self.threads}")
+        if not self.timeout_s > 0:
+            raise InputError(f"timeout must be positive, got {self.timeout_s}")
+        if self.memory_limit_bytes is not None and self.memory_limit_bytes < 64 * 2**20:
+            raise InputError(f"memory limit must be at least 64 MiB, got {self.memory_limit_bytes} bytes")
+
+    def worker_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a worker: ``base`` (default ``os.environ``) with the thread variables set."""
+        env = dict(os.environ if base is None else base)
+        if self.threads is not None:
+            env.update(dict.fromkeys(THREAD_ENV_VARS, str(self.threads)))
+        return env
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Variants x cases of one suite; ``memory`` adds a memory pass per (variant, case)."""
+
+    suite: str
+    variants: tuple[BackendRef, ...]
+    cases: tuple[Case, ...]
+    protocol: Protocol = field(default_factory=Protocol)
+    settings: WorkerSettings = field(default_factory=WorkerSettings)
+    memory: bool = False
+    skipped: tuple[Skipped, ...] = ()
+
+    @property
+    def suite_module(self) -> str:
+        return suite_module(self.suite)
+
+
+def backend_class(name: str) -> type[Backend]:
+    """The backend class registered as ``name``, importing *only* that backend.
+
+    :func:`perfkit.registry.get_backend_class` imports every registered backend on first use (it lists
+    them all); the engine and its workers ask for one, and a worker measuring NumPy must not carry
+    torch in its memory or its start-up. Same errors as the registry: :class:`InputError` for an unknown
+    name, :class:`BackendUnavailable` for one that cannot be imported or is malformed.
+    """
+    eps = [ep for ep in entry_points(group=registry.GROUP) if ep.name == name]
+    if not eps:
+        return registry.get_backend_class(name)  # the registry's message lists the installed ones
+    try:
+        obj = eps[0].load()
+    except ImportError as exc:
+        raise BackendUnavailable(f"backend {name!r} is unavailable: cannot import: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - plugin code
+        raise BackendUnavailable(f"backend {name!r} is unavailable: import failed: "
+                                 f"{type(exc).__name__}: {exc}") from None
+    return registry.validate_backend_class(name, obj)
+
+
+def resolve_variant(spec: str) -> BackendRef:
+    """``spec`` with every option spelled out; :class:`BackendUnavailable` if it cannot run here,
+    :class:`InputError` if the backend or an option is unknown."""
+    variant = Variant.parse(spec)
+    cls = backend_class(variant.backend)
+    options = cls.resolve_options(variant.option_dict)
+    cls.check_available(options)
+    return BackendRef(Variant(variant.backend, tuple(sorted(options.items()))).label)
+
+
+def make_plan(suite: str, specs: Iterable[str], request: CaseRequest, *, protocol: Protocol | None = None,
+              settings: WorkerSettings | None = None, memory: bool = False,
+              extra: Iterable[BackendRef] = ()) -> Plan:
+    """Resolve ``specs`` (registry backends) plus ``extra`` refs (used as given) into a :class:`Plan`."""
+    cases = tuple(get_suite(suite).cases(request))
+    if not cases:
+        raise InputError(f"suite {suite!r} has no cases for preset {request.preset!r}")
+    refs: dict[str, BackendRef] = {}
+    skipped: list[Skipped] = []
+    for spec in specs:
+        try:
+            ref = resolve_variant(spec)
+        except BackendUnavailable as exc:
+            skipped.append(Skipped(spec, str(exc)))
+            continue
+        refs.setdefault(ref.label, ref)
+    for ref in extra:
+        refs.setdefault(ref.label, ref)
+    return Plan(suite, tuple(refs.values()), cases, protocol or Protocol(), settings or WorkerSettings(),
+                memory, tuple(skipped))

@@ -1,0 +1,180 @@
+"""Importing pytest-benchmark JSON (``--benchmark-json``) as a perfkit run.
+
+The suites also run under pytest through pytest-benchmark (``pytest suites/ --benchmark-only
+--benchmark-json=FILE``); this module reads such a file — or any pytest-benchmark file — into a
+:class:`~perfkit.store.records.Run`, so that journals, comparisons and the store treat it like any
+other run. Mapping:
+
+- each benchmark's ``extra_info`` may name ``variant`` (``numpy:dtype=float32``), ``suite``,
+  ``preset``, ``case`` (a mapping of case parameters), ``series`` and ``stage`` — perfkit's own wrappers
+  (``suites/test_benchmarks``) set them all; without them a benchmark is variant ``pytest``, preset
+  ``pytest``, case parameter ``test`` = its test function, series = its name;
+- benchmarks of one (variant, case) become one case; benchmarks of one series with the same number of
+  samples become the stages of that series, others a series each;
+- samples are ``stats.data`` (seconds per iteration, one per round: pytest-benchmark keeps them with
+  ``--benchmark-save-data``; perfkit's wrappers turn it on) as integer nanoseconds; ``loops`` is
+  ``stats.iterations``. Without raw data, the median stands in as a single sample and the run carries a
+  warning (no verdict can be significant on one sample);
+- ``extra_info.parity_passed == false`` marks the case failed in phase ``parity`` with
+  ``extra_info.parity`` as the message, so its timings are flagged invalid like any parity failure;
+- the run id is derived from the file's ``datetime`` and a hash of its content: importing a file twice
+  gives the same run.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import InputError
+from ..interface import Variant
+from ..measure.environment import Environment
+from .records import (
+    CASE_FAILED,
+    CASE_OK,
+    RUN_COMPLETE,
+    Case,
+    CaseRecord,
+    Failure,
+    Run,
+    SeriesRecord,
+    StageRecord,
+)
+from .schema import ResultFileError
+
+SUITE = "pytest-benchmark"
+_STAMP = re.compile(r"[^0-9]")
+
+
+def is_pytest_benchmark(doc: Any) -> bool:
+    """Whether a parsed JSON document looks like pytest-benchmark's output."""
+    return isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list) and "machine_info" in doc
+
+
+def _stamp(when: str) -> tuple[str, str]:
+    """``(run-id stamp, ISO UTC)`` from pytest-benchmark's ``datetime`` (naive UTC or with an offset)."""
+    try:
+        t = _dt.datetime.fromisoformat(when)
+    except (TypeError, ValueError):
+        return "00000000T000000Z", "1970-01-01T00:00:00+00:00"
+    t = t.replace(tzinfo=_dt.UTC) if t.tzinfo is None else t.astimezone(_dt.UTC)
+    return f"{t:%Y%m%dT%H%M%SZ}", t.isoformat(timespec="seconds")
+
+
+def _environment(doc: Mapping[str, Any], captured: str) -> Environment:
+    machine = doc.get("machine_info") or {}
+    commit = doc.get("commit_info") or {}
+    cpu = machine.get("cpu") if isinstance(machine.get("cpu"), dict) else {}
+    commit_id = commit.get("id") if isinstance(commit.get("id"), str) else None
+    commit_id = None if commit_id in ("", "unversioned") else commit_id
+    dirty = commit.get("dirty") if isinstance(commit.get("dirty"), bool) else None
+
+    def text(v: Any) -> str | None:
+        return v if isinstance(v, str) and v else None
+
+    return Environment(
+        captured_utc=captured, hostname=text(machine.get("node")),
+        platform=" ".join(x for x in (text(machine.get("system")), text(machine.get("release"))) if x)
+        or None,
+        cpu_model=text(cpu.get("brand_raw")) or text(machine.get("processor")),
+        cpu_count_logical=cpu.get("count") if isinstance(cpu.get("count"), int) else None,
+        python_version=text(machine.get("python_version")),
+        python_implementation=text(machine.get("python_implementation")),
+        packages={"pytest-benchmark": text(doc.get("version"))},
+        git_commit=commit_id, git_dirty=dirty if commit_id else None,
+    )
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and x == x and abs(x) != float("inf")
+
+
+def _samples(stats: Mapping[str, Any], where: str) -> tuple[tuple[int, ...], bool]:
+    data = stats.get("data")
+    if isinstance(data, list) and data and all(_is_number(x) for x in data):
+        return tuple(max(0, round(float(x) * 1e9)) for x in data), True
+    median = stats.get("median")
+    if _is_number(median):
+        return (max(0, round(float(median) * 1e9)),), False
+    raise ResultFileError(f"{where}: benchmark has neither stats.data nor stats.median")
+
+
+def _param(value: Any) -> int | float | str:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return str(value)
+    return value
+
+
+def _case_key(bench: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[str, Case]:
+    variant = extra.get("variant") if isinstance(extra.get("variant"), str) else "pytest"
+    preset = extra.get("preset") if isinstance(extra.get("preset"), str) else "pytest"
+    if isinstance(extra.get("case"), Mapping):
+        params = tuple((str(k), _param(v)) for k, v in extra["case"].items())
+    else:
+        test = str(bench.get("fullname") or bench.get("name") or "benchmark").split("[", 1)[0]
+        params = (("test", test),)
+    return variant, Case(preset, params)
+
+
+def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-benchmark") -> Run:
+    """The run a pytest-benchmark document describes (see the module docstring)."""
+    if not is_pytest_benchmark(doc):
+        raise ResultFileError(f"{where}: not a pytest-benchmark file (no 'benchmarks' / 'machine_info')")
+    stamp, iso = _stamp(str(doc.get("datetime", "")))
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    warnings: list[str] = []
+    groups: dict[tuple[str, Case], dict[str, list[tuple[str, tuple[int, ...], int]]]] = {}
+    parity: dict[tuple[str, Case], str] = {}
+    suites: set[str] = set()
+    for i, bench in enumerate(doc["benchmarks"]):
+        w = f"{where}: benchmarks[{i}]"
+        if not isinstance(bench, Mapping) or not isinstance(bench.get("stats"), Mapping):
+            raise ResultFileError(f"{w}: not a benchmark object with stats")
+        extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), Mapping) else {}
+        key = _case_key(bench, extra)
+        name = str(bench.get("name") or f"benchmark_{i}")
+        series = str(extra.get("series") or name)
+        stage = str(extra.get("stage") or name)
+        samples, raw = _samples(bench["stats"], w)
+        if not raw:
+            warnings.append(f"{name}: no raw samples in the file (run pytest with --benchmark-save-data); "
+                            "the median stands in as one sample")
+        iterations = bench["stats"].get("iterations", 1)
+        loops = iterations if isinstance(iterations, int) and iterations > 0 else 1
+        groups.setdefault(key, {}).setdefault(series, []).append((stage, samples, loops))
+        suites.add(str(extra.get("suite") or SUITE))
+        if extra.get("parity_passed") is False:
+            parity[key] = str(extra.get("parity") or "parity check failed")
+    cases: list[CaseRecord] = []
+    for (variant, case), by_series in groups.items():
+        series_records: list[SeriesRecord] = []
+        for name, stages in by_series.items():
+            counts = {len(s[1]) for s in stages}
+            names = [s[0] for s in stages]
+            if len(counts) == 1 and len(set(names)) == len(names):
+                n = counts.pop()
+                series_records.append(SeriesRecord(name, name != "e2e", stages[0][2], tuple(range(n)),
+                                                   tuple(StageRecord(s, tuple(v)) for s, v, _ in stages)))
+            else:
+                for s, v, loops in stages:
+                    series_records.append(SeriesRecord(f"{name}:{s}", False, loops, tuple(range(len(v))),
+                                                       (StageRecord(s, tuple(v)),)))
+        try:
+            parsed = Variant.parse(variant)
+        except InputError:
+            parsed = Variant(variant)
+        failure = parity.get((variant, case))
+        cases.append(CaseRecord(
+            variant=variant, backend=parsed.backend, options=parsed.options, case=case,
+            status=CASE_FAILED if failure else CASE_OK,
+            failures=(Failure("error", "parity", f"parity: {failure}"),) if failure else (),
+            series=tuple(series_records)))
+    suite = suites.pop() if len(suites) == 1 else SUITE
+    return Run(run_id=f"{stamp}-{SUITE}-{digest}", suite=suite, status=RUN_COMPLETE, started_utc=iso,
+               finished_utc=iso, perfkit_version="", command=("pytest-benchmark", where),
+               settings={"imported_from": SUITE}, environment=_environment(doc, iso),
+               warnings=tuple(dict.fromkeys(warnings)), cases=tuple(cases))

@@ -1,0 +1,105 @@
+"""``rtf``: real-time factor of the whole TTS pipeline for short, medium and long texts.
+
+RTF = wall time / audio duration (lower is better; below 1 is faster than real time) and xRT = its
+inverse (audio seconds made per second). Reports say which in every table.
+
+Cases (``preset`` a generator preset, ``seed``):
+
+- without ``--frames``: the texts ``short``, ``medium``, ``long`` (13, 53 and 115 words, as in the
+  generator journal; ``--param texts=short,long`` picks some), each with a fixed frame count of
+  ``round(words * frames_per_word)`` (``--param frames_per_word=F``, default 5: 0.4 s of audio per
+  word at 12.5 frames/s, a natural speaking rate);
+- with ``--frames N …``: fixed frame counts for one text (``--param text=medium``), the length sweep.
+
+EOS is ignored (the frame count is fixed), so the work does not depend on the synthetic weights. One
+series, ``phases``: tokenize, prefill, generate (every frame), vocoder decode, with a sync at each
+phase boundary only; its total per sample is the wall time. Thread sweeps are runs with different
+``--threads`` (the thread count is stored with each run); the generator interface runs one
+utterance at a time, so there is no batch dimension to sweep (batch = 1).
+"""
+
+from __future__ import annotations
+
+from perfkit.errors import InputError
+from perfkit.interface import Backend
+from perfkit.measure.protocol import Protocol
+from perfkit.measure.timers import Timer
+from perfkit.run.suite import CaseRequest, Series, Suite, Workload
+from perfkit.store.records import Case
+
+from ._models import TEXTS, generator_preset_name, word_count
+from ._tts import PHASE_SPANS, TTSInputs, TTSPasses, prepare_tts
+
+DEFAULT_FRAMES_PER_WORD = 5.0
+_PARAMS = ("texts", "text", "frames_per_word")
+
+#: A protocol that suits passes of seconds: fewer warm-ups and samples than the engine's default.
+PROTOCOL = Protocol(warmup_rounds=1, min_samples=5, max_samples=30, budget_s=10.0, round_samples=2)
+
+
+class RtfWorkload(Workload):
+    def __init__(self, passes: TTSPasses) -> None:
+        self.passes = passes
+        self.weight_bytes = passes.weight_bytes
+        self.series = (Series("phases", PHASE_SPANS, synced=True),)
+
+    def run(self, series: str, timer: Timer) -> None:
+        if series != "phases":
+            raise ValueError(f"unknown series {series!r}")
+        self.passes.phases(timer)
+
+
+def _texts(request: CaseRequest) -> list[str]:
+    raw = request.params.get("texts")
+    labels = [t.strip() for t in raw.split(",") if t.strip()] if raw else list(TEXTS)
+    for label in labels:
+        if label not in TEXTS:
+            raise InputError(f"unknown text {label!r}; choose among {', '.join(TEXTS)}")
+    return list(dict.fromkeys(labels))
+
+
+class RtfSuite(Suite):
+    name = "rtf"
+    description = "real-time factor (wall / audio) of text -> speech for short, medium and long texts"
+    protocol = PROTOCOL
+    memory = True
+
+    def cases(self, request: CaseRequest) -> list[Case]:
+        generator_preset_name(request.preset)
+        unknown = sorted(set(request.params) - set(_PARAMS))
+        if unknown:
+            raise InputError(f"suite 'rtf' takes no parameter(s) {', '.join(unknown)} "
+                             f"(parameters: {', '.join(_PARAMS)})")
+        try:
+            per_word = float(request.params.get("frames_per_word", DEFAULT_FRAMES_PER_WORD))
+        except ValueError:
+            raise InputError("frames_per_word must be a number") from None
+        if not per_word > 0:
+            raise InputError(f"frames_per_word must be positive, got {per_word}")
+        seed = int(request.seed)
+        if request.frames:
+            if any(f <= 0 for f in request.frames):
+                raise InputError(f"frames must be positive, got {', '.join(map(str, request.frames))}")
+            text = request.params.get("text", "medium")
+            if text not in TEXTS:
+                raise InputError(f"unknown text {text!r}; choose one of {', '.join(TEXTS)}")
+            words = word_count(TEXTS[text])
+            return [Case(request.preset, (("text", text), ("words", words), ("frames", int(f)),
+                                          ("seed", seed)))
+                    for f in dict.fromkeys(request.frames)]
+        cases = []
+        for label in _texts(request):
+            words = word_count(TEXTS[label])
+            frames = max(1, round(words * per_word))
+            cases.append(Case(request.preset, (("text", label), ("words", words), ("frames", frames),
+                                               ("seed", seed))))
+        return cases
+
+    def prepare(self, case: Case) -> TTSInputs:
+        return prepare_tts(case)
+
+    def load(self, backend: Backend, prepared: TTSInputs) -> RtfWorkload:
+        return RtfWorkload(TTSPasses(backend, prepared))
+
+
+SUITE = RtfSuite()

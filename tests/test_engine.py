@@ -1,0 +1,282 @@
+"""The measurement engine with the fake backend: scheduling, interleaving, faults, interruption, files.
+
+Nothing here asserts on a duration: the fake backend's waits only make the runs realistic; the
+assertions are about order, counts, statuses, reasons and what reaches the disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from perfkit.errors import BackendUnavailable, InputError
+from perfkit.measure.protocol import Protocol, calibrate_loops, should_stop
+from perfkit.measure.timers import CpuTimer, cpu_timer_info
+from perfkit.model.stages import vocoder_fine_stages, vocoder_stages
+from perfkit.model.vocoder_config import vocoder_preset
+from perfkit.model.vocoder_model import VocoderModel
+from perfkit.run import BackendRef, CaseRequest, WorkerSettings, make_plan, run_plan
+from perfkit.run.fake_backend import TARGET
+from perfkit.run.process import describe_exit
+from perfkit.run.summary import stage_timing_overhead, summarize_case
+from perfkit.store import load_run, result_files
+
+TINY = vocoder_preset("tiny")
+# warm-up 1: set-up runs 3 series x 2 passes = passes 1..6; each visit of 2 samples runs 6 more passes
+FOUR = Protocol(warmup_rounds=1, min_samples=4, max_samples=4, round_samples=2, budget_s=600, target_rel_iqr=0)
+SECOND_VISIT = 16  # a pass inside a variant's second visit (passes 13..18)
+
+
+def fake(spec: str) -> BackendRef:
+    return BackendRef(f"fake:{spec}", TARGET)
+
+
+def live_children() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True)
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+# ----------------------------------------------------------------------------- pure parts
+def test_cpu_timer_spans_laps_and_syncs():
+    syncs = []
+    t = CpuTimer(lambda: syncs.append(1))
+    t.start()
+    t.lap("a")
+    t.lap("b")
+    t.lap("a")  # a repeated span accumulates
+    t.end("c")
+    spans = t.read()
+    assert list(spans) == ["a", "b", "c"]
+    assert all(isinstance(v, int) and v >= 0 for v in spans.values())
+    assert len(syncs) == 4  # one per lap, and the one at the end
+    info = cpu_timer_info()
+    assert info.kind == "perf_counter_ns" and info.resolution_ns >= 1
+
+
+def test_calibrate_loops():
+    assert calibrate_loops(1e6, 50, 100, 1000) == 1  # 1 ms span >> 100 x 50 ns
+    assert calibrate_loops(1000, 50, 100, 1000) == 5  # 5 us needed from 1 us spans
+    assert calibrate_loops(1, 50, 100, 1000) == 1000  # clipped
+    assert calibrate_loops(0, 50, 100, 7) == 7
+
+
+def test_stopping_rule():
+    p = Protocol(min_samples=3, max_samples=6, budget_s=10, target_rel_iqr=0.05)
+    noisy = [100, 150, 80]
+    steady = [100, 101, 100, 99]
+    assert not should_stop(p, {"e2e": [100, 100]}, spent_s=99)  # below min_samples, whatever the budget
+    assert should_stop(p, {"e2e": steady}, spent_s=0)  # quiet enough
+    assert not should_stop(p, {"e2e": steady, "stages": noisy}, spent_s=0)  # every series must be quiet
+    assert should_stop(p, {"e2e": noisy}, spent_s=10)  # budget spent
+    assert should_stop(p, {"e2e": noisy * 2}, spent_s=0)  # max_samples
+
+
+def test_protocol_refuses_nonsense():
+    with pytest.raises(InputError, match="max_samples"):
+        Protocol(min_samples=10, max_samples=5)
+
+
+def test_describe_exit():
+    assert describe_exit(-signal.SIGSEGV) == "killed by signal SIGSEGV (Segmentation fault)"
+    assert describe_exit(3) == "exited with code 3"
+
+
+def test_stage_timing_overhead():
+    assert stage_timing_overhead([30, 60], 100) == pytest.approx(-0.1)
+    assert stage_timing_overhead([60, 60], 100) == pytest.approx(0.2)
+
+
+def test_plan_resolves_variants_and_skips_unavailable(monkeypatch):
+    from perfkit.backends.numpy import NumpyBackend
+
+    def check(cls, options):
+        if options["dtype"] == "float64":
+            raise BackendUnavailable("float64 switched off for this test")
+
+    monkeypatch.setattr(NumpyBackend, "check_available", classmethod(check))
+    plan = make_plan("stages", ["numpy", "numpy:dtype=float32", "numpy:dtype=float64"],
+                     CaseRequest("tiny", frames=(3, 3, 5), seed=7))
+    assert [v.spec for v in plan.variants] == ["numpy:dtype=float32"]  # defaults spelled out, duplicates merged
+    assert [(s.variant, s.reason) for s in plan.skipped] == [("numpy:dtype=float64",
+                                                               "float64 switched off for this test")]
+    assert [c.name for c in plan.cases] == ["tiny/frames=3/seed=7", "tiny/frames=5/seed=7"]
+    with pytest.raises(InputError, match="unknown backend"):
+        make_plan("stages", ["nosuch"], CaseRequest("tiny"))
+    with pytest.raises(InputError, match="unknown suite"):
+        make_plan("nosuch", ["numpy"], CaseRequest("tiny"))
+    with pytest.raises(InputError, match="no option"):
+        make_plan("stages", ["numpy:colour=red"], CaseRequest("tiny"))
+
+
+def test_worker_settings():
+    env = WorkerSettings(threads=3).worker_env({"PATH": "/bin"})
+    assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "3"
+    assert WorkerSettings().worker_env({"PATH": "/bin"}) == {"PATH": "/bin"}
+    with pytest.raises(InputError):
+        WorkerSettings(threads=0)
+    with pytest.raises(InputError):
+        WorkerSettings(memory_limit_bytes=1000)
+
+
+# ----------------------------------------------------------------------------- runs
+def test_interleaved_run_is_recorded(tmp_path):
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1, 2)), protocol=FOUR,
+                     settings=WorkerSettings(threads=1, timeout_s=120),
+                     extra=[fake("tag=a"), fake("tag=b,slow_stage=block_1,slow_factor=3")])
+    outcome = run_plan(plan, tmp_path, command=["perfkit", "run"])
+
+    assert outcome.path.parent == tmp_path and result_files(tmp_path) == [outcome.path]
+    assert load_run(outcome.path) == outcome.run
+    run = outcome.run
+    assert run.status == "complete" and run.suite == "stages" and run.command == ("perfkit", "run")
+    assert run.environment.source_hashes["backend:fake"] and run.environment.source_hashes["suite:stages"]
+    # variants x cases, case by case
+    assert [(c.case.name, c.variant) for c in run.cases] == [
+        ("tiny/frames=1/seed=0", "fake:tag=a"), ("tiny/frames=1/seed=0", "fake:slow_factor=3,slow_stage=block_1,tag=b"),
+        ("tiny/frames=2/seed=0", "fake:tag=a"), ("tiny/frames=2/seed=0", "fake:slow_factor=3,slow_stage=block_1,tag=b"),
+    ]
+    for i, rec in enumerate(run.cases):
+        assert rec.status == "ok" and rec.failures == ()
+        # A B A B: visits are numbered across the case, each visit gives 2 samples of every series
+        expected = (0, 0, 2, 2) if i % 2 == 0 else (1, 1, 3, 3)
+        assert [s.name for s in rec.series] == ["e2e", "stages", "coarse"]
+        for s in rec.series:
+            assert s.visits == expected and s.loops >= 1
+        stages = rec.series_named("stages")
+        assert stages.stage_names == vocoder_fine_stages(TINY) and stages.covers == "e2e" and stages.synced
+        assert rec.series_named("coarse").stage_names == vocoder_stages(TINY)
+        assert rec.series_named("e2e").stage_names == ("decode",) and not rec.series_named("e2e").synced
+        # first call and load stored apart from the samples
+        assert rec.first_call_ns > 0 and rec.load_ns > 0
+        assert all(st.first_call_ns > 0 and len(st.wall_ns) == 4 for s in rec.series for st in s.stages)
+        assert rec.weight_bytes == VocoderModel.synthetic(TINY).weight_bytes
+        assert rec.timer.kind == "perf_counter_ns" and rec.device == "cpu"
+        assert rec.threads["requested"] == 1 and rec.threads["env"]["OMP_NUM_THREADS"] == "1"
+        assert all(tp["num_threads"] == 1 for tp in rec.threads["threadpools"])
+        assert rec.source_hash == run.environment.source_hashes["backend:fake"]
+        assert rec.memory is None
+        overheads = {s.name: s.overhead for s in summarize_case(rec)}
+        assert overheads["e2e"] is None and overheads["stages"] is not None
+    assert live_children() == []
+
+
+def test_memory_pass(tmp_path):
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
+                     settings=WorkerSettings(timeout_s=120), extra=[fake("tag=a")])
+    rec = run_plan(plan, tmp_path).run.cases[0]
+    m = rec.memory
+    assert rec.status == "ok" and m is not None
+    assert 0 < m.baseline_rss_bytes <= m.rss_after_load_bytes <= m.peak_rss_bytes <= m.ru_maxrss_bytes
+    assert m.peak_uss_bytes is None or 0 < m.peak_uss_bytes <= m.peak_rss_bytes
+    assert m.weight_bytes == VocoderModel.synthetic(TINY).weight_bytes
+    assert m.passes == 1 + FOUR.memory_passes and m.polls >= 2
+    assert m.cuda_peak_allocated_bytes is None
+
+
+def test_faults_are_isolated_recorded_and_the_run_goes_on(tmp_path):
+    variants = [fake("tag=ok"), fake("fault=raise,fault_at=load"), fake(f"fault=exit,fault_at={SECOND_VISIT}"),
+                fake(f"fault=segv,fault_at={SECOND_VISIT}"), fake(f"fault=hang,fault_at={SECOND_VISIT}"),
+                fake("fault=oom,fault_at=load")]
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, extra=variants,
+                     settings=WorkerSettings(timeout_s=6, memory_limit_bytes=2 * 2**30))
+    outcome = run_plan(plan, tmp_path)
+    run = outcome.run
+    assert run.status == "complete" and load_run(outcome.path) == run
+    by = {c.variant.removeprefix("fake:"): c for c in run.cases}
+
+    ok = by["tag=ok"]
+    assert ok.status == "ok" and ok.series_named("e2e").n == 4
+
+    def failure(key):
+        rec = by[key]
+        assert rec.status == "failed" and len(rec.failures) == 1
+        return rec, rec.failures[0]
+
+    rec, f = failure("fault=raise,fault_at=load")
+    assert (f.kind, f.phase) == ("error", "setup") and "injected failure while loading" in f.message
+    assert "RuntimeError" in f.detail and rec.series == ()
+
+    rec, f = failure(f"fault=exit,fault_at={SECOND_VISIT}")
+    assert (f.kind, f.phase, f.message) == ("crash", "round", "worker exited with code 3")
+    assert all(s.n == 2 for s in rec.series)  # the first visit's samples are kept
+
+    rec, f = failure(f"fault=segv,fault_at={SECOND_VISIT}")
+    assert (f.kind, f.phase) == ("crash", "round") and "SIGSEGV" in f.message
+    assert "Segmentation fault" in f.detail and "fake_backend.py" in f.detail  # faulthandler's traceback
+    assert all(s.n == 2 for s in rec.series)
+
+    rec, f = failure(f"fault=hang,fault_at={SECOND_VISIT}")
+    assert (f.kind, f.phase) == ("timeout", "round") and "no reply within 6 s" in f.message
+    assert all(s.n == 2 for s in rec.series)
+
+    rec, f = failure("fault=oom,fault_at=load")
+    assert (f.kind, f.phase) == ("oom", "setup") and "out of memory" in f.message
+    assert live_children() == []
+
+
+_INTERRUPTIBLE = textwrap.dedent("""
+    import sys
+    from perfkit.measure.protocol import Protocol
+    from perfkit.run import BackendRef, CaseRequest, Observer, WorkerSettings, make_plan, run_plan
+    from perfkit.run.fake_backend import TARGET
+
+    class Announce(Observer):
+        def variant_ready(self, case, variant, setup):
+            print("ready", variant, flush=True)
+
+        def samples_added(self, case, variant, n, visit):
+            print("visit", visit, variant, n, flush=True)
+
+    protocol = Protocol(warmup_rounds=0, min_samples=100000, max_samples=100000, round_samples=1, budget_s=1e6)
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120),
+                     extra=[BackendRef("fake:tag=a,stage_us=500", TARGET), BackendRef("fake:tag=b,stage_us=500", TARGET)])
+    out = run_plan(plan, sys.argv[1], observer=Announce())
+    print("saved", out.path, out.run.status, flush=True)
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_saves_every_completed_visit(tmp_path, sig):
+    proc = subprocess.Popen([sys.executable, "-c", _INTERRUPTIBLE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    announced: dict[str, int] = {}
+    workers: list[psutil.Process] = []
+    try:
+        for line in proc.stdout:
+            words = line.split()
+            if words[0] == "ready" and not workers:
+                workers = psutil.Process(proc.pid).children()
+            if words[0] == "visit":
+                announced[words[2]] = announced.get(words[2], 0) + int(words[3])
+                if sum(announced.values()) >= 5:
+                    workers = psutil.Process(proc.pid).children() or workers
+                    os.kill(proc.pid, sig)
+                    break
+        rest = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, rest
+    assert "saved" in rest and rest.strip().endswith("interrupted")
+    [path] = result_files(tmp_path)
+    run = load_run(path)
+    assert run.status == "interrupted"
+    assert {c.variant for c in run.cases} == {"fake:stage_us=500,tag=a", "fake:stage_us=500,tag=b"}
+    for rec in run.cases:
+        assert rec.status == "interrupted"
+        assert [(f.kind, f.message) for f in rec.failures] == [("interrupted",
+                                                                f"run interrupted by {signal.Signals(sig).name}")]
+        kept = rec.series_named("e2e").n
+        assert kept >= announced.get(rec.variant, 0)  # nothing announced as measured is lost
+        assert all(s.n == kept for s in rec.series)
+    deadline = time.monotonic() + 10
+    while any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(workers) == 2 and not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)

@@ -1,0 +1,239 @@
+"""Machine peaks: fingerprint and cache logic, roofline arithmetic on injected numbers, a tiny real run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from perfkit.errors import InputError
+from perfkit.measure import peak
+from perfkit.measure.peak import (
+    COPY,
+    GEMM,
+    NUMPY,
+    TORCH,
+    TORCH_CUDA,
+    TRIAD,
+    Fingerprint,
+    MachinePeaks,
+    PeakMeasurement,
+    machine_peaks,
+    peak_library,
+    roofline,
+)
+from perfkit.model.flops import StageCost
+
+
+def _fp(threads: int = 2, **changes) -> Fingerprint:
+    base = dict(cpu_model="Test CPU", cpu_count_logical=4, cpu_count_usable=2, threads=threads,
+                machine="x86_64", libraries=(("numpy", "2.0"), ("torch", "2.13")))
+    base.update(changes)
+    return Fingerprint(**base)
+
+
+def _m(kind: str, library: str, dtype: str, *rates: float) -> PeakMeasurement:
+    return PeakMeasurement(kind, library, dtype, 1024, tuple(rates), tuple(1.0 for _ in rates), 2)
+
+
+def _peaks(fp: Fingerprint | None = None) -> MachinePeaks:
+    """GEMM float32 100 GFLOP/s (torch), numpy float32 80, bfloat16 400; CPU bandwidth 10 GB/s."""
+    return MachinePeaks(fp or _fp(), "2025-01-01T00:00:00+00:00", (
+        _m(GEMM, NUMPY, "float32", 70.0, 80.0, 75.0),
+        _m(GEMM, TORCH, "float32", 90.0, 100.0, 95.0),
+        _m(GEMM, TORCH, "bfloat16", 400.0),
+        _m(COPY, NUMPY, "float32", 6.0, 7.0),
+        _m(TRIAD, TORCH, "float32", 9.0, 10.0, 8.0),
+    ))
+
+
+class Counter:
+    """An injected ``measure(threads)`` that records its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    def __call__(self, threads: int) -> tuple[PeakMeasurement, ...]:
+        self.calls.append(threads)
+        return _peaks().measurements
+
+
+# --------------------------------------------------------------------------- fingerprint
+def test_fingerprint_key_is_stable_and_covers_every_field():
+    a = _fp()
+    assert a.key == _fp().key and len(a.key) == 16
+    different = [_fp(threads=1), _fp(cpu_model="Other"), _fp(cpu_count_usable=1), _fp(machine="aarch64"),
+                 _fp(libraries=(("numpy", "2.1"), ("torch", "2.13"))), _fp(libraries=(("numpy", "2.0"),))]
+    assert len({a.key, *(d.key for d in different)}) == 1 + len(different)
+    assert Fingerprint.from_dict(json.loads(json.dumps(a.to_dict()))) == a
+
+
+def test_machine_fingerprint_of_this_machine():
+    fp = peak.machine_fingerprint(threads=1)
+    assert fp.threads == 1 and fp.cpu_count_usable >= 1 and fp.cpu_model
+    assert "numpy" in fp.library_dict
+    assert peak.machine_fingerprint(threads=1).key == fp.key
+    assert peak.machine_fingerprint(threads=3).key != fp.key
+    with pytest.raises(InputError):
+        peak.machine_fingerprint(threads=0)
+
+
+# --------------------------------------------------------------------------- cache
+def test_measures_once_then_reads_the_cache(tmp_path):
+    measure = Counter()
+    first = machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert measure.calls == [2] and not first.from_cache
+    second = machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert measure.calls == [2] and second.from_cache
+    assert second == first  # from_cache is not compared
+    assert second.gemm_gflops(TORCH, "float32") == 100.0
+
+
+def test_refresh_measures_again_and_replaces_the_entry(tmp_path):
+    measure = Counter()
+    machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    again = machine_peaks(refresh=True, directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert measure.calls == [2, 2] and not again.from_cache
+    data = json.loads((tmp_path / peak.CACHE_FILE).read_text())
+    assert list(data["machines"]) == [_fp().key]
+
+
+def test_one_entry_per_fingerprint(tmp_path):
+    measure = Counter()
+    machine_peaks(directory=tmp_path, fingerprint=_fp(threads=2), measure=measure)
+    machine_peaks(directory=tmp_path, fingerprint=_fp(threads=1), measure=measure)
+    machine_peaks(directory=tmp_path, fingerprint=_fp(threads=2), measure=measure)
+    assert measure.calls == [2, 1]
+    data = json.loads((tmp_path / peak.CACHE_FILE).read_text())
+    assert set(data["machines"]) == {_fp(threads=1).key, _fp(threads=2).key}
+    assert data["schema"] == peak.SCHEMA
+
+
+@pytest.mark.parametrize("content", ["not json", json.dumps({"schema": 999, "machines": {}}), "[1, 2]"])
+def test_unreadable_cache_is_remeasured_and_rewritten(tmp_path, content):
+    (tmp_path / peak.CACHE_FILE).write_text(content)
+    measure = Counter()
+    peaks = machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert measure.calls == [2] and not peaks.from_cache
+    assert machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
+
+
+def test_a_corrupt_entry_is_a_miss(tmp_path):
+    peak.write_cache(tmp_path / peak.CACHE_FILE, {_fp().key: {"fingerprint": _fp().to_dict()}})
+    measure = Counter()
+    machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert measure.calls == [2]
+
+
+def test_cache_dir_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path / "explicit"))
+    assert peak.cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv(peak.CACHE_ENV)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert peak.cache_dir() == tmp_path / "xdg" / "perfkit"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert peak.cache_dir() == tmp_path / "home" / ".cache" / "perfkit"
+
+
+def test_peaks_round_trip_through_json():
+    p = _peaks()
+    again = MachinePeaks.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p
+    m = again.gemm(NUMPY, "float32")
+    assert (m.best, m.median, m.unit) == (80.0, 75.0, "GFLOP/s")
+    assert m.spread == pytest.approx(10 / 75)
+
+
+# --------------------------------------------------------------------------- lookups and roofline
+def test_peak_lookups():
+    p = _peaks()
+    assert p.gemm_gflops(TORCH, "bfloat16") == 400.0
+    assert p.bandwidth_gbs("cpu") == 10.0  # the best CPU kernel (torch triad), not NumPy's one-thread copy
+    assert p.ridge_point(TORCH, "float32") == 10.0
+    assert p.has_gemm(NUMPY, "float32") and not p.has_gemm(NUMPY, "bfloat16")
+    with pytest.raises(InputError, match="numpy/bfloat16"):
+        p.gemm_gflops(NUMPY, "bfloat16")
+    with pytest.raises(InputError, match="cuda"):
+        p.bandwidth_gbs("cuda")
+
+
+def test_roofline_compute_bound():
+    # 50 GFLOP moving 1 GB (intensity 50 >= ridge 10) in 1 s: 50 GFLOP/s of a 100 GFLOP/s peak
+    r = roofline(StageCost(50 * 10**9, 4 * 10**8, 6 * 10**8), 1.0, _peaks(), "float32", TORCH)
+    assert r.bound == "compute"
+    assert r.achieved_gflops == pytest.approx(50.0) and r.achieved_gbs == pytest.approx(1.0)
+    assert r.arithmetic_intensity == pytest.approx(50.0) and r.ridge_point == pytest.approx(10.0)
+    assert r.percent_of_peak == pytest.approx(50.0)
+    assert r.attainable_gflops == pytest.approx(100.0) and r.percent_of_attainable == pytest.approx(50.0)
+
+
+def test_roofline_memory_bound():
+    # 1 GFLOP moving 1 GB (intensity 1 < ridge 10) in 0.25 s: 4 GB/s of a 10 GB/s bandwidth
+    r = roofline(StageCost(10**9, 0, 10**9), 0.25, _peaks(), "float32", TORCH)
+    assert r.bound == "memory"
+    assert r.achieved_gbs == pytest.approx(4.0) and r.achieved_gflops == pytest.approx(4.0)
+    assert r.percent_of_peak == pytest.approx(40.0)
+    assert r.attainable_gflops == pytest.approx(10.0) and r.percent_of_attainable == pytest.approx(40.0)
+
+
+def test_roofline_uses_the_library_and_dtype_peak():
+    cost = StageCost(10**9, 0, 10**6)  # intensity 1000: compute-bound everywhere
+    assert roofline(cost, 0.1, _peaks(), "float32", NUMPY).percent_of_peak == pytest.approx(10 / 80 * 100)
+    assert roofline(cost, 0.1, _peaks(), "bfloat16", TORCH).percent_of_peak == pytest.approx(2.5)
+    assert roofline(cost, 0.1, _peaks(), "bfloat16", TORCH).ridge_point == pytest.approx(40.0)
+    with pytest.raises(ValueError):
+        roofline(cost, 0.0, _peaks(), "float32", TORCH)
+    with pytest.raises(InputError):
+        roofline(cost, 1.0, _peaks(), "float32", TORCH_CUDA)
+
+
+def test_peak_library():
+    assert peak_library("numpy") == NUMPY and peak_library("numba") == NUMPY
+    assert peak_library("torch") == TORCH and peak_library("qwen-tts") == TORCH
+    assert peak_library("torch", "cuda") == TORCH_CUDA and peak_library("qwen-tts", "cuda:0") == TORCH_CUDA
+
+
+def test_plan():
+    plan = peak.planned_measurements(with_torch=False, with_cuda=False)
+    assert plan == [(GEMM, NUMPY, "float32"), (GEMM, NUMPY, "float64"), (COPY, NUMPY, "float32")]
+    full = peak.planned_measurements(with_torch=True, with_cuda=True)
+    assert (GEMM, TORCH, "bfloat16") in full and (TRIAD, TORCH_CUDA, "float32") in full
+
+
+# --------------------------------------------------------------------------- a real, tiny measurement
+def test_tiny_real_measurement_is_positive_and_finite(tmp_path):
+    """Proves the code path (NumPy and, when importable, torch); no timing is asserted."""
+
+    def tiny(threads: int) -> tuple[PeakMeasurement, ...]:
+        return peak.measure_machine(threads, target_s=0.001, repeats=2, max_n=64, bandwidth_bytes=2**20,
+                                    with_cuda=False)
+
+    peaks = machine_peaks(threads=1, directory=tmp_path, measure=tiny)
+    assert peaks.fingerprint.threads == 1
+    kinds = {(m.kind, m.library, m.dtype) for m in peaks.measurements}
+    assert (GEMM, NUMPY, "float64") in kinds and (COPY, NUMPY, "float32") in kinds
+    for m in peaks.measurements:
+        assert len(m.rates) == 2
+        assert all(math.isfinite(r) and r > 0 for r in m.rates), m
+        assert m.size == (64 if m.kind == GEMM else 2**20)
+    assert peaks.ridge_point(NUMPY, "float32") > 0
+    assert machine_peaks(threads=1, directory=tmp_path, measure=tiny).from_cache
+
+
+def test_machine_command_prints_the_cached_table(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv(peak.CACHE_ENV, str(tmp_path))
+    measure = Counter()
+    monkeypatch.setattr(peak, "measure_machine", lambda threads, **_: measure(threads))
+    fp = peak.machine_fingerprint()
+    peak.store_peaks(_peaks(fp), tmp_path)
+    code, out, _ = cli("machine")
+    assert code == 0 and measure.calls == []  # cached: nothing measured
+    assert "gemm" in out and "bfloat16" in out and "GFLOP/s" in out and fp.key in out and "triad" in out
+    code, out, _ = cli("machine", "--json")
+    assert code == 0 and json.loads(out)["key"] == fp.key
+    code, _, err = cli("machine", "--refresh", "--threads", "1")
+    assert code == 0 and measure.calls == [1] and "measuring" not in err  # the fake reports no progress
+    code, _, err = cli("machine", "--threads", "0")
+    assert code == 2 and "--threads must be positive" in err
