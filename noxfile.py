@@ -24,3 +24,81 @@ def lint(session: nox.Session) -> None:
     """ruff over the package, backends, suites and tests."""
     session.install("ruff")
     session.run("ruff", "check", "perfkit", "backends", "suites", "tests", "noxfile.py")
+
+
+# --- bench and journal (issue 7) -------------------------------------------------------------------------
+#: What `nox -s bench` measures: every suite on the tiny preset, sized to finish in a few minutes on 2 cores.
+BENCH_PRESET = "tiny"
+BENCH_BACKENDS = ("numpy", "numba", "torch")
+BENCH_ARGS = ("--suite", "all", "--budget", "2", "--param", "rtf.frames_per_word=1")
+#: What `nox -s journal` measures at both commits (smaller: it runs twice).
+JOURNAL_ARGS = ("--suite", "parity", "--suite", "stages", "--suite", "generator", "--budget", "3")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The default suites on the default preset: results/ and reports/compare-*/ (paths printed at the end).
+
+    Extra arguments go to `perfkit compare`, e.g. `nox -s bench -- --preset small`.
+    """
+    session.install(*CONSTRAINTS, "-e", ".[dev]")
+    session.run("perfkit", "compare", *BENCH_BACKENDS, "--preset", BENCH_PRESET, *BENCH_ARGS,
+                *session.posargs)
+    session.log("results: results/ (one file per suite); report and plots: the reports/compare-* path above")
+
+
+@nox.session
+def journal(session: nox.Session) -> None:
+    """The PR journal: bench the merge-base (in a git worktree) and HEAD, then `perfkit journal` between them.
+
+    Base ref: first positional argument or $PERFKIT_BASE_REF (default origin/main). Writes
+    reports/journal/pr.md (+ plots); with $PERFKIT_FAIL_ON_REGRESSION=1 the session fails on a
+    significant regression (a stage slower by the verdict, or HEAD failing parity).
+    """
+    import os
+    import shutil
+    from pathlib import Path
+
+    session.install(*CONSTRAINTS, "-e", ".[dev]")
+    ref = session.posargs[0] if session.posargs else os.environ.get("PERFKIT_BASE_REF", "origin/main")
+
+    def git(*args: str) -> str:
+        return str(session.run("git", *args, external=True, silent=True)).strip()
+
+    base, head = git("merge-base", "HEAD", ref), git("rev-parse", "HEAD")
+    out_dir = Path("reports", "journal")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dirs = {"base": Path("results", "journal", f"base-{base[:12]}").resolve(),
+            "head": Path("results", "journal", f"head-{head[:12]}").resolve()}
+    for d in dirs.values():
+        shutil.rmtree(d, ignore_errors=True)
+    worktree = Path(session.create_tmp()).resolve() / "merge-base"
+    shutil.rmtree(worktree, ignore_errors=True)
+    session.run("git", "worktree", "add", "--detach", str(worktree), base, external=True)
+    base_ok = True
+    try:
+        session.install("--no-deps", "-e", str(worktree))
+        try:
+            session.run("perfkit", "compare", *BENCH_BACKENDS, "--preset", BENCH_PRESET, *JOURNAL_ARGS,
+                        "--results", str(dirs["base"]), "--reports", str((out_dir / "base").resolve()),
+                        "--no-plots", success_codes=[0, 1])
+        except Exception as exc:  # noqa: BLE001 - an old merge-base may not have `perfkit compare` yet
+            base_ok = False
+            session.warn(f"could not bench the merge-base {base[:12]}: {exc}")
+    finally:
+        session.install("--no-deps", "-e", ".")
+        session.run("git", "worktree", "remove", "--force", str(worktree), external=True)
+    session.run("perfkit", "compare", *BENCH_BACKENDS, "--preset", BENCH_PRESET, *JOURNAL_ARGS,
+                "--results", str(dirs["head"]), "--reports", str(out_dir / "head"), "--no-plots",
+                success_codes=[0, 1])
+    pr = out_dir / "pr.md"
+    if not base_ok or not any(dirs["base"].glob("*.json")):
+        pr.write_text(f"# Performance journal\n\nThe merge-base {base[:12]} could not be benchmarked "
+                      f"(see the CI log); HEAD {head[:12]} was measured: results in {dirs['head']}.\n")
+        session.log(f"journal: {pr}")
+        return
+    strict = os.environ.get("PERFKIT_FAIL_ON_REGRESSION", "") not in ("", "0")
+    fail = ["--fail-on-regression"] if strict else []
+    session.run("perfkit", "journal", "--base", str(dirs["base"]), "--head", str(dirs["head"]),
+                "--label", f"merge-base {base[:10]}", "--label", f"HEAD {head[:10]}",
+                "--title", f"Performance journal: {base[:10]} -> {head[:10]}", "--out", str(pr), *fail)

@@ -24,6 +24,8 @@ COMMANDS: tuple[str, ...] = (
     "machine",
     "profile",
     "hyperfine",
+    "compare",
+    "journal",
 )
 
 

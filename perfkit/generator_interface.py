@@ -41,6 +41,7 @@ vocoder) through :meth:`perfkit.interface.Backend.to_host`. What a runner must g
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,6 +166,4 @@ class GeneratorRunner(abc.ABC):
 
 
 def _with_fixed_frames(options: SamplingOptions, frames: int) -> SamplingOptions:
-    import dataclasses
-
     return dataclasses.replace(options, fixed_frames=frames, max_frames=None)

@@ -21,7 +21,8 @@ QUIET = Environment(cpu_count_logical=8, cpu_affinity=8, load_avg=(0.2, 0.2, 0.2
 
 
 def test_capture_reads_this_machine():
-    env = capture_environment({"backend:numpy": "perfkit.backends.numpy", "suite:stages": "perfkit.suites.stages"})
+    env = capture_environment({"backend:numpy": "perfkit.backends.numpy",
+                               "suite:stages": "perfkit.suites.stages"})
     assert env.python_version == platform.python_version()
     assert env.cpu_count_logical and env.cpu_count_logical >= 1
     assert env.usable_cpus and env.usable_cpus <= env.cpu_count_logical
@@ -77,7 +78,8 @@ def test_high_load():
     assert "high load" in one(dataclasses.replace(QUIET, load_avg=(6.5, 3.0, 1.0)))
 
 
-@pytest.mark.parametrize("name", ["NUMBA_DISABLE_JIT", "CUDA_LAUNCH_BLOCKING", "PYTORCH_NO_CUDA_MEMORY_CACHING",
+@pytest.mark.parametrize("name", ["NUMBA_DISABLE_JIT", "CUDA_LAUNCH_BLOCKING",
+                                  "PYTORCH_NO_CUDA_MEMORY_CACHING",
                                   "NUMBA_BOUNDSCHECK"])
 def test_debug_flags(name):
     assert name in one(dataclasses.replace(QUIET, env_vars={name: "1"}))

@@ -33,7 +33,8 @@ def test_run_writes_a_result_and_prints_the_summary(cli, tmp_path):
     assert code == 0, err
     [path] = result_files(tmp_path)
     assert f"result: {path}" in out
-    for stage in (*vocoder_fine_stages(vocoder_preset("tiny")), "block_2", "sum of stage medians", "overhead vs e2e",
+    for stage in (*vocoder_fine_stages(vocoder_preset("tiny")), "block_2", "sum of stage medians",
+                  "overhead vs e2e",
                   "first call", "numpy:dtype=float32", "numpy:dtype=float64", "time ratio"):
         assert stage in out, stage
     run = load_runs(tmp_path).runs[0]
@@ -51,7 +52,8 @@ def test_run_writes_a_result_and_prints_the_summary(cli, tmp_path):
 
 
 def test_unavailable_variant_is_reported_and_skipped(cli, tmp_path, no_float64):
-    code, out, err = cli("run", "--backend", "numpy:dtype=float64", "--backend", "numpy", "--results", tmp_path,
+    code, out, err = cli("run", "--backend", "numpy:dtype=float64", "--backend", "numpy", "--results",
+                         tmp_path,
                          *QUICK)
     assert code == 0, err
     assert "skipped numpy:dtype=float64: float64 is switched off" in err

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -39,13 +38,13 @@ from perfkit.store import (
 from perfkit.store.files import parse_run
 
 
-
 def make_case(variant: str = "numpy:dtype=float32", n: int = 4, status: str = "ok") -> CaseRecord:
     visits = tuple(range(0, 2 * n, 2))
     stages = SeriesRecord("stages", True, 1, visits,
                           (StageRecord("pre_conv", tuple(100 + i for i in range(n)), 900),
                            StageRecord("final", tuple(200 + i for i in range(n)), 800)), covers="e2e")
-    e2e = SeriesRecord("e2e", False, 2, visits, (StageRecord("decode", tuple(290 + i for i in range(n)), 5000),))
+    decode = StageRecord("decode", tuple(290 + i for i in range(n)), 5000)
+    e2e = SeriesRecord("e2e", False, 2, visits, (decode,))
     name, _, opts = variant.partition(":")
     options = tuple(sorted(tuple(o.split("=")) for o in opts.split(",") if o))
     return CaseRecord(
@@ -61,13 +60,15 @@ def make_case(variant: str = "numpy:dtype=float32", n: int = 4, status: str = "o
 def make_run(run_id: str | None = None, cases: tuple[CaseRecord, ...] | None = None) -> Run:
     return Run(
         run_id=run_id or new_run_id("stages"), suite="stages", status="complete",
-        started_utc="2026-01-02T03:04:05+00:00", finished_utc="2026-01-02T03:05:05+00:00", perfkit_version="0.1.0",
+        started_utc="2026-01-02T03:04:05+00:00", finished_utc="2026-01-02T03:05:05+00:00",
+        perfkit_version="0.1.0",
         command=("perfkit", "run"), protocol={"min_samples": 4}, settings={"threads": 1},
-        environment=Environment(captured_utc="2026-01-02T03:04:05+00:00", cpu_model="test cpu", cpu_count_logical=2,
-                                load_avg=(0.5, 0.4, 0.3), packages={"numpy": "2.0"}, git_commit="f" * 40,
-                                git_dirty=False, threadpools=({"internal_api": "openblas", "num_threads": 1},)),
+        environment=Environment(captured_utc="2026-01-02T03:04:05+00:00", cpu_model="test cpu",
+                                cpu_count_logical=2, load_avg=(0.5, 0.4, 0.3), packages={"numpy": "2.0"},
+                                git_commit="f" * 40, git_dirty=False,
+                                threadpools=({"internal_api": "openblas", "num_threads": 1},)),
         warnings=("high load",), skipped=(Skipped("torch:device=cuda", "no CUDA device"),),
-        cases=cases if cases is not None else (make_case(), make_case("numpy:dtype=float64", status="failed")),
+        cases=(make_case(), make_case("numpy:dtype=float64", status="failed")) if cases is None else cases,
     )
 
 
@@ -163,7 +164,8 @@ def test_killed_writer_leaves_only_complete_files(tmp_path):
 def test_concurrent_writers_keep_everything(tmp_path):
     source = write_run(make_run(), tmp_path / "source")
     out = tmp_path / "results"
-    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(source), str(out), "10"], stdout=subprocess.DEVNULL)
+    procs = [subprocess.Popen([sys.executable, "-c", _WRITER, str(source), str(out), "10"],
+                              stdout=subprocess.DEVNULL)
              for _ in range(3)]
     assert [p.wait() for p in procs] == [0, 0, 0]
     loaded = load_runs(out)
@@ -211,7 +213,8 @@ def test_load_run_raises_with_the_path(tmp_path):
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children,
+                                                                      max_size=4),
     max_leaves=25,
 )
 

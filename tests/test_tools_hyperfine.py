@@ -32,7 +32,8 @@ from perfkit.tools.hyperfine import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures" / "tools"
-FIXTURE_BENCHES = (Benchmark.from_argv("short", ["sleep", "0.01"]), Benchmark.from_argv("long", ["sleep", "0.02"]))
+FIXTURE_BENCHES = (Benchmark.from_argv("short", ["sleep", "0.01"]),
+                   Benchmark.from_argv("long", ["sleep", "0.02"]))
 
 
 def fixture_json() -> dict:
@@ -63,7 +64,8 @@ def test_from_argv_quotes_for_shell_word_splitting() -> None:
 
 def test_build_command_is_an_argument_list_with_commands_after_double_dash() -> None:
     benches = [Benchmark.parse("a=echo -n hi | wc -c"), Benchmark.parse("b=-dash-first")]
-    cmd = build_command("/usr/bin/hyperfine", benches, HyperfineOptions(warmup=2, runs=7), "/r/h.json", "/r/h.md")
+    cmd = build_command("/usr/bin/hyperfine", benches, HyperfineOptions(warmup=2, runs=7),
+                        "/r/h.json", "/r/h.md")
     assert cmd == ["/usr/bin/hyperfine", "--style", "basic", "--warmup", "2", "--runs", "7",
                    "--export-json", "/r/h.json", "--export-markdown", "/r/h.md",
                    "--command-name", "a", "--command-name", "b", "--", "echo -n hi | wc -c", "-dash-first"]
@@ -165,7 +167,8 @@ def test_parse_markdown_single_run_and_units() -> None:
 
 
 @pytest.mark.parametrize("text", ["", "no table here", "| a | b |\n|---|---|\n| 1 | 2 |",
-                                  "| Command | Mean [h] | Min [h] | Max [h] | Relative |\n|:-|-:|-:|-:|-:|\n"])
+                                  "| Command | Mean [h] | Min [h] | Max [h] | Relative |\n"
+                                  "|:-|-:|-:|-:|-:|\n"])
 def test_malformed_markdown_is_an_input_error(text: str) -> None:
     with pytest.raises(InputError):
         parse_markdown(text)
@@ -204,6 +207,13 @@ def test_nonzero_exit_codes_mark_the_case_failed_and_keep_the_samples() -> None:
     assert rec.series[0].n == 2
 
 
+def test_times_of_zero_are_refused_with_the_remedy() -> None:
+    data = fixture_json()  # the recorded export with one time as hyperfine reports a too-short command
+    data["results"][1]["times"][0] = 0.0
+    with pytest.raises(ToolError, match="--shell none"):
+        case_records(parse_json(data), FIXTURE_BENCHES, Case("custom"))
+
+
 def test_case_records_check_the_pairing() -> None:
     results = load_json(FIXTURES / "hyperfine.json")
     with pytest.raises(InputError, match="2 results for 1 commands"):
@@ -237,6 +247,7 @@ def test_real_hyperfine_failure_is_a_tool_error(tmp_path: Path) -> None:
     except ToolMissing as exc:
         pytest.skip(f"hyperfine not installed: {exc}")
     cmd = build_command(exe, [Benchmark.from_argv("fails", ["sh", "-c", "exit 3"])],
-                        HyperfineOptions(warmup=0, runs=2, shell="none"), tmp_path / "h.json", tmp_path / "h.md")
+                        HyperfineOptions(warmup=0, runs=2, shell="none"),
+                        tmp_path / "h.json", tmp_path / "h.md")
     with pytest.raises(ToolError, match="exit code: 3"):
         run_hyperfine(cmd, timeout_s=60)

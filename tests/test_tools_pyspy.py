@@ -38,8 +38,9 @@ def fixture_text(name: str) -> str:
 def test_record_command_attaches_by_pid_with_every_option() -> None:
     opts = RecordOptions(rate_hz=250, duration_s=3, native=True, subprocesses=True, idle=True)
     cmd = record_command("/usr/bin/py-spy", "/r/x/flamegraph.svg", "flamegraph", opts, pid=4321)
-    assert cmd == ["/usr/bin/py-spy", "record", "--format", "flamegraph", "--output", "/r/x/flamegraph.svg",
-                   "--rate", "250", "--duration", "3", "--native", "--subprocesses", "--idle", "--pid", "4321"]
+    assert cmd == ["/usr/bin/py-spy", "record", "--format", "flamegraph",
+                   "--output", "/r/x/flamegraph.svg", "--rate", "250", "--duration", "3", "--native",
+                   "--subprocesses", "--idle", "--pid", "4321"]
 
 
 def test_record_command_starts_a_program_after_a_double_dash() -> None:

@@ -34,6 +34,8 @@ from perfkit.errors import BackendUnavailable
 from perfkit.interface import Backend, VariantInfo, VocoderRunner
 
 if TYPE_CHECKING:
+    from perfkit.generator_interface import GeneratorRunner
+    from perfkit.model.generator_model import GeneratorModel
     from perfkit.model.vocoder_model import VocoderModel
 
 THREAD_CHOICES = ("auto", "1", "2", "4", "8", "16")
@@ -97,7 +99,7 @@ class NumbaBackend(Backend):
         return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
     def _apply_threads(self) -> None:
-        """Limit BLAS process-wide (threadpoolctl) and numba's pool for this thread; runners re-apply numba's."""
+        """Limit BLAS process-wide (threadpoolctl) and numba's pool here; runners re-apply numba's."""
         n = self._threads()
         if n is None:
             return
@@ -126,3 +128,9 @@ class NumbaBackend(Backend):
         from .vocoder import NumbaVocoder
 
         return NumbaVocoder(model.config, model.weights, np.dtype(self.options["dtype"]), self._threads())
+
+    def load_generator(self, model: GeneratorModel, vocoder: VocoderModel | None = None) -> GeneratorRunner:
+        """The talker + code predictor; ``vocoder`` is not needed here (load it with :meth:`load_vocoder`)."""
+        from .generator import NumbaGenerator
+
+        return NumbaGenerator(model.config, model.weights, np.dtype(self.options["dtype"]), self._threads())

@@ -97,3 +97,12 @@ def silu_gate(gate_up: np.ndarray, out: np.ndarray) -> None:
         for c in range(inter):
             g = np.float64(gate_up[r, c])
             out[r, c] = g / (1.0 + math.exp(-g)) * gate_up[r, inter + c]
+
+
+@kernel
+def silu_inplace(x: np.ndarray) -> None:
+    """``x = x / (1 + exp(-x))`` on ``x (R, C)`` in place, evaluated in float64."""
+    for r in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            v = np.float64(x[r, c])
+            x[r, c] = v / (1.0 + math.exp(-v))

@@ -22,10 +22,14 @@ from numba.np.linalg import ensure_blas
 
 
 def _xxgemm_type(dtype: types.Float) -> types.ExternalFunction:
-    """numba's C helper ``numba_xxgemm(kind, transa, transb, m, n, k, *alpha, *a, lda, *b, ldb, *beta, *c, ldc)``."""
+    """numba's C helper ``numba_xxgemm``.
+
+    ``(kind, transa, transb, m, n, k, *alpha, *a, lda, *b, ldb, *beta, *c, ldc) -> int``, Fortran
+    BLAS semantics.
+    """
+    ptr = types.CPointer(dtype)
     sig = types.intc(types.char, types.char, types.char, types.intp, types.intp, types.intp,
-                     types.CPointer(dtype), types.CPointer(dtype), types.intp, types.CPointer(dtype), types.intp,
-                     types.CPointer(dtype), types.CPointer(dtype), types.intp)
+                     ptr, ptr, types.intp, ptr, types.intp, ptr, ptr, types.intp)
     return types.ExternalFunction("numba_xxgemm", sig)
 
 
@@ -44,7 +48,8 @@ def _gemm_overload(a, b, c, beta=0.0, trans_a=False, trans_b=False):  # noqa: AN
     if not all(isinstance(t, types.Array) and t.ndim == 2 for t in (a, b, c)):
         raise TypingError("gemm: a, b and c must be 2-D arrays")
     if not (a.dtype == b.dtype == c.dtype) or a.dtype not in (types.float32, types.float64):
-        raise TypingError(f"gemm: a, b, c must share dtype float32 or float64, got {a.dtype}, {b.dtype}, {c.dtype}")
+        raise TypingError(f"gemm: a, b, c must share dtype float32 or float64, got "
+                          f"{a.dtype}, {b.dtype}, {c.dtype}")
     ensure_blas()
     dtype = a.dtype
     np_dtype = np.dtype(str(dtype))

@@ -24,7 +24,7 @@ from .jit import kernel, parallel_kernel
 
 @kernel
 def conv_taps(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int, y: np.ndarray) -> None:
-    """``y (Cout, T) = b + sum_j w[j] @ xp[:, j*d : j*d + T]``; ``w (k, Cout, Cin)``, ``xp (Cin, (k-1)*d + T)``.
+    """``y (Cout, T) = b + sum_j w[j] @ xp[:, j*d : j*d + T]``; ``w (k, Cout, Cin)``, ``xp (Cin, P + T)``.
 
     ``k`` BLAS GEMMs on strided windows of ``xp``, accumulating into ``y`` (``beta = 1``).
     """

@@ -1,12 +1,14 @@
 """Small fused elementwise kernels: bias fills and adds, LayerScale residuals, copies, clipping.
 
 Layouts are stated per kernel: ``(C, T)`` channel-major (the vocoder's convolutional part) or
-``(T, C)`` time-major (transformer rows). Each is one serial pass over memory (they run on small arrays: transformer rows, biases).
+``(T, C)`` time-major (transformer rows). Each is one serial pass over memory: they run on
+small arrays (transformer rows, biases).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
 from .jit import kernel
 
 
@@ -55,7 +57,7 @@ def residual_scale_add(h: np.ndarray, scale: np.ndarray, a: np.ndarray) -> None:
 
 @kernel
 def copy_columns(src: np.ndarray, src0: int, dst: np.ndarray, dst0: int, width: int) -> None:
-    """``dst[:, dst0:dst0+width] = src[:, src0:src0+width]``, ascending per row (safe for a left shift in place)."""
+    """``dst[:, dst0:dst0+width] = src[:, src0:src0+width]``, ascending (in-place left shift safe)."""
     for c in range(src.shape[0]):
         for i in range(width):
             dst[c, dst0 + i] = src[c, src0 + i]

@@ -19,13 +19,14 @@ def matmul(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: bo
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarray, trans_x: bool = False) -> None:
-    """Time-major ``y (T, out) = x @ w.T + b``; ``x (T, in)``, or ``x (in, T)`` read transposed when ``trans_x``."""
+    """Time-major ``y (T, out) = x @ w.T + b``; ``x (T, in)``, or ``x (in, T)`` when ``trans_x``."""
     if b is not None:
         fill_rows(y, b)
     matmul(x, w, y, 0.0 if b is None else 1.0, trans_x, True)
 
 
-def linear_t(w: np.ndarray, x: np.ndarray, b: np.ndarray | None, y: np.ndarray, accumulate: bool = False) -> None:
+def linear_t(w: np.ndarray, x: np.ndarray, b: np.ndarray | None, y: np.ndarray,
+             accumulate: bool = False) -> None:
     """Channel-major ``y (out, T) = w @ x.T + b[:, None]`` (``+= `` when ``accumulate``); ``x (T, in)``."""
     if b is not None:
         if accumulate:

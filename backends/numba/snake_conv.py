@@ -21,6 +21,7 @@ from numba import prange
 from .activations import snake
 from .blas import gemm
 from .conv import conv_taps
+from .elementwise import copy_columns
 from .jit import elementwise_kernel, kernel
 
 
@@ -46,14 +47,6 @@ def snake_copy(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, k: np.ndarray, o
             sq = s * s
             odd = n - two * np.floor(n * half)
             out[c, t] = xv + bc * (sq + odd * (one - two * sq))
-
-
-@kernel
-def copy_columns(src: np.ndarray, src0: int, dst: np.ndarray, dst0: int, width: int) -> None:
-    """``dst[:, dst0:dst0+width] = src[:, src0:src0+width]``, ascending per row (safe for a left shift in place)."""
-    for c in range(src.shape[0]):
-        for i in range(width):
-            dst[c, dst0 + i] = src[c, src0 + i]
 
 
 @kernel
@@ -92,7 +85,7 @@ def residual_unit(src: np.ndarray, dst: np.ndarray, first: bool,
 @kernel
 def snake_conv(src: np.ndarray, a: np.ndarray, ib: np.ndarray, k: np.ndarray, w: np.ndarray, b: np.ndarray,
                dilation: int, tail: np.ndarray, hbuf: np.ndarray, dst: np.ndarray) -> None:
-    """``dst (Cout, L) = conv_{w, d}(snake(src (C, L)))`` with look-back ``tail (C, P)``, tiles of ``hbuf.shape[1] - P``."""
+    """``dst (Cout, L) = conv_{w, d}(snake(src (C, L)))``; ``tail (C, P)``, scratch ``hbuf (C, P + tile)``."""
     length = src.shape[1]
     pad = tail.shape[1]
     tile = hbuf.shape[1] - pad

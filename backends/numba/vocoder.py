@@ -28,9 +28,8 @@ from perfkit.model.vocoder_config import VocoderConfig
 
 from . import activations as act
 from . import attention as attn
-from . import conv
+from . import conv, norms
 from . import elementwise as ew
-from . import norms
 from . import snake_conv as sc
 from .codebooks import gather_codebooks
 from .linear import linear, linear_t
@@ -98,9 +97,8 @@ class NumbaVocoder(VocoderRunner):
             off += books[-1].shape[0]
         self.books = np.ascontiguousarray(np.concatenate(books), dtype=dt)
         self.book_offsets = np.asarray(offsets, dtype=np.int64)
-        self.rvq_proj = np.ascontiguousarray(np.concatenate(
-            [w["quantizer.rvq_first.output_proj.weight"][:, :, 0], w["quantizer.rvq_rest.output_proj.weight"][:, :, 0]],
-            axis=1), dtype=dt)  # (codebook_dim, 2*half)
+        projections = [w[f"quantizer.{g}.output_proj.weight"][:, :, 0] for g in ("rvq_first", "rvq_rest")]
+        self.rvq_proj = np.ascontiguousarray(np.concatenate(projections, axis=1), dtype=dt)  # (cd, 2*half)
 
         self.convs: dict[str, tuple[np.ndarray, np.ndarray]] = {
             "pre_conv": (_taps(w["pre_conv.conv.weight"], dt), arr("pre_conv.conv.bias")),
@@ -139,7 +137,8 @@ class NumbaVocoder(VocoderRunner):
             p = f"upsample.{i}.1"
             gamma = w[f"{p}.gamma"].astype(np.float64)
             self.ups.append({
-                "tconv": _tconv_matrix(w[f"upsample.{i}.0.conv.weight"], dt), "tconv_b": arr(f"upsample.{i}.0.conv.bias"),
+                "tconv": _tconv_matrix(w[f"upsample.{i}.0.conv.weight"], dt),
+                "tconv_b": arr(f"upsample.{i}.0.conv.bias"),
                 "k": int(w[f"upsample.{i}.0.conv.weight"].shape[2]),
                 "dw": np.ascontiguousarray(w[f"{p}.dwconv.conv.weight"][:, 0, :], dtype=dt),
                 "dw_b": arr(f"{p}.dwconv.conv.bias"),
@@ -207,7 +206,7 @@ class NumbaVocoder(VocoderRunner):
 
     # ------------------------------------------------------------------ stages
     def rvq_decode(self, codes: np.ndarray, state: State) -> np.ndarray:
-        """``(Q, T)`` -> ``(codebook_dim, T)``: summed codebook rows per group, one stacked projection GEMM."""
+        """``(Q, T)`` -> ``(codebook_dim, T)``: codebook rows summed per group, one stacked projection."""
         cfg = self.config
         codes = np.ascontiguousarray(codes, dtype=np.int64)
         t = codes.shape[1]
@@ -262,7 +261,8 @@ class NumbaVocoder(VocoderRunner):
             attn.kv_append(qkv, nq, nq + nkv, cache_k, cache_v, past, k_all, v_all)
             state[f"pt.kv_len{n}"] = attn.kv_keep(k_all, v_all, cache_k, cache_v)
             scores = ws.get("pt.scores", (cfg.num_attention_heads, t, total))
-            attn.sliding_window_attention(qkv, cfg.num_attention_heads, k_all, v_all, pos0, window, scores, att)
+            attn.causal_attention(qkv, cfg.num_attention_heads, k_all, v_all, total, pos0, window, scores,
+                                  att)
             linear(att, lw["o"], lw["o_b"], a)
             ew.residual_scale_add(h, lw["attn_scale"], a)
             norms.rms_norm_rows(h, lw["ln2"], cfg.rms_norm_eps, a)
@@ -330,8 +330,9 @@ class NumbaVocoder(VocoderRunner):
             pad = (k - 1) * dilation
             tail = self._state_array(state, f"block_{i}.res{u}", (c, pad))
             hbuf = self.ws.get("res.h", (c, pad + tile))
-            sc.residual_unit(src, out, u == 0, unit["act1"][0], unit["act1"][1], unit["w1"], unit["b1"], dilation,
-                             unit["act2"][0], unit["act2"][1], unit["w2"], unit["b2"], self.sin_k, tail, hbuf, acc)
+            (a1, ib1), (a2, ib2) = unit["act1"], unit["act2"]
+            sc.residual_unit(src, out, u == 0, a1, ib1, unit["w1"], unit["b1"], dilation,
+                             a2, ib2, unit["w2"], unit["b2"], self.sin_k, tail, hbuf, acc)
             src = out
         return out
 

@@ -34,6 +34,7 @@ OFFICIAL_PACKAGE = "qwen_tts.core.tokenizer_12hz"
 CONFIG_MODULE = "configuration_qwen3_tts_tokenizer_v2"
 MODELING_MODULE = "modeling_qwen3_tts_tokenizer_v2"
 PRIVATE_PACKAGE = "_perfkit_qwen_tts_12hz"
+REQUIRED = ("torch", "transformers")
 TESTED_VERSION = "0.1.1"
 
 
@@ -46,6 +47,11 @@ class OfficialDecoder:
     source: str  # the tokenizer_12hz directory
     qwen_tts_version: str | None
     transformers_version: str | None
+
+
+def _find_spec(name: str) -> Any:
+    """:func:`importlib.util.find_spec`: locates a top-level package without running it (tests replace it)."""
+    return importlib.util.find_spec(name)
 
 
 def _version(dist: str) -> str | None:
@@ -82,7 +88,8 @@ def _load_private(directory: Path) -> tuple[types.ModuleType, types.ModuleType]:
         modeling = sys.modules.get(f"{PRIVATE_PACKAGE}.{MODELING_MODULE}") or _exec_file(
             f"{PRIVATE_PACKAGE}.{MODELING_MODULE}", directory / f"{MODELING_MODULE}.py")
     except BaseException:
-        sys.modules.pop(PRIVATE_PACKAGE, None)
+        for name in [k for k in sys.modules if k == PRIVATE_PACKAGE or k.startswith(PRIVATE_PACKAGE + ".")]:
+            del sys.modules[name]
         raise
     return cfg, modeling
 
@@ -111,7 +118,7 @@ def _load() -> OfficialDecoder:
                                str(Path(already.__file__ or "").parent), _version("qwen-tts"),
                                _version("transformers"))
     try:
-        spec = importlib.util.find_spec("qwen_tts")
+        spec = _find_spec("qwen_tts")
     except (ImportError, ValueError):
         spec = None
     if spec is None or not spec.submodule_search_locations:
@@ -121,8 +128,8 @@ def _load() -> OfficialDecoder:
         found = _version("qwen-tts") or "unknown"
         raise BackendUnavailable(f"the installed qwen-tts ({found}) has no {directory}/{MODELING_MODULE}.py; "
                                  f"{INSTALL_HINT}")
-    for dep in ("torch", "transformers"):
-        if importlib.util.find_spec(dep) is None:
+    for dep in REQUIRED:
+        if _find_spec(dep) is None:
             raise BackendUnavailable(f"the official decoder needs {dep}, which is not installed: "
                                      f"{INSTALL_HINT}")
     try:

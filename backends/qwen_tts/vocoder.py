@@ -45,8 +45,8 @@ def official_config(official: OfficialDecoder, config: VocoderConfig) -> Any:
         raise BackendUnavailable(f"the official decoder has exactly one semantic quantizer; this model has "
                                  f"{config.num_semantic_quantizers}")
     if config.semantic_codebook_size != config.codebook_size:
-        raise BackendUnavailable(f"the official decoder gives every codebook codebook_size rows; this model's "
-                                 f"semantic codebook has {config.semantic_codebook_size}, the others "
+        raise BackendUnavailable(f"the official decoder gives every codebook codebook_size rows; this "
+                                 f"model's semantic codebook has {config.semantic_codebook_size}, the others "
                                  f"{config.codebook_size}")
     fields = config.to_dict()
     fields.pop("sample_rate", None)
@@ -76,7 +76,7 @@ def build_official_decoder(official: OfficialDecoder, config: VocoderConfig,
 
 
 def _construct(official: OfficialDecoder, cfg: Any) -> torch.nn.Module:
-    """``Qwen3TTSTokenizerV2Decoder(cfg)`` without random initialisation (every used tensor is loaded next)."""
+    """``Qwen3TTSTokenizerV2Decoder(cfg)`` without random initialisation (every used tensor is loaded)."""
     try:
         from transformers.modeling_utils import no_init_weights
     except ImportError:  # older/newer transformers: initialise, it only costs time

@@ -1,8 +1,10 @@
 """The torch backend: CPU and CUDA, float32 / bfloat16 / float16, optional ``torch.compile``.
 
 Variants (first value is the default): ``device`` ``cpu`` | ``cuda``, ``dtype`` ``float32`` |
-``bfloat16`` | ``float16`` (CUDA only), ``compile`` ``off`` | ``on``. Weights are converted to the
-device, dtype and packed layouts once, at load; every call runs under ``torch.inference_mode``.
+``bfloat16`` | ``float16`` (CUDA only), ``compile`` ``off`` | ``on`` (the vocoder's SnakeBeta fused by
+``torch.compile``), ``graphs`` ``off`` | ``on`` (the generator's per-frame stages replayed as CUDA
+graphs; CUDA only). Weights are converted to the device, dtype and packed layouts once, at load;
+every call runs under ``torch.inference_mode``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import numpy as np
 import torch
 
 from perfkit.errors import BackendUnavailable
+from perfkit.generator_interface import GeneratorRunner
 from perfkit.interface import Backend, VocoderRunner
+from perfkit.model.generator_model import GeneratorModel
 from perfkit.model.vocoder_model import VocoderModel
 
 from .device import DTYPES, configure_precision, synchronize, to_host, unavailable_reason
@@ -27,6 +31,7 @@ class TorchBackend(Backend):
         "device": ("cpu", "cuda"),
         "dtype": tuple(DTYPES),
         "compile": ("off", "on"),
+        "graphs": ("off", "on"),
     }
 
     def __init__(self, **options: str) -> None:
@@ -35,6 +40,7 @@ class TorchBackend(Backend):
         self.device = torch.device(self.options["device"])
         self.dtype = DTYPES[self.options["dtype"]]
         self.compile = self.options["compile"] == "on"
+        self.graphs = self.options["graphs"] == "on"
         configure_precision(self.device, self.dtype)
 
     @classmethod
@@ -58,3 +64,9 @@ class TorchBackend(Backend):
         from .vocoder import TorchVocoder
 
         return TorchVocoder(model.config, model.weights, self.dtype, self.device, compiled=self.compile)
+
+    def load_generator(self, model: GeneratorModel, vocoder: VocoderModel | None = None) -> GeneratorRunner:
+        """The talker + code predictor; ``vocoder`` is not needed here (load it with :meth:`load_vocoder`)."""
+        from .generator import TorchGenerator
+
+        return TorchGenerator(model.config, model.weights, self.dtype, self.device, graphs=self.graphs)

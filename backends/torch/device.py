@@ -46,7 +46,7 @@ def compile_unavailable_reason(device: str) -> str:
 
 
 def unavailable_reason(options: Mapping[str, str]) -> str:
-    """Why the variant ``options`` (``device``, ``dtype``, ``compile``) cannot run here, or ``""``."""
+    """Why the variant ``options`` (``device``, ``dtype``, ``compile``, ``graphs``) cannot run here, or ``""``."""
     device, dtype = options["device"], options["dtype"]
     if device == "cuda":
         reason = cuda_unavailable_reason()
@@ -56,6 +56,8 @@ def unavailable_reason(options: Mapping[str, str]) -> str:
             return "bfloat16 needs a CUDA device of compute capability 8.0 or newer"
     elif dtype == "float16":
         return "float16 is unsupported on the CPU (no fast float16 kernels; use bfloat16)"
+    elif options.get("graphs", "off") == "on":
+        return "CUDA graphs need device=cuda"
     if options.get("compile", "off") == "on":
         return compile_unavailable_reason(device)
     return ""

@@ -50,7 +50,6 @@ from ..tools.hyperfine import (
     run_hyperfine,
 )
 from ..tools.locate import tool_version
-from .run import print_run
 
 KIND = "hyperfine"
 DEFAULT_TEXT = "The quick brown fox jumps over the lazy dog."
@@ -183,6 +182,8 @@ def _now() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .run import print_run  # here, not at the top: it pulls in scipy, and the CLI imports every command
+
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.runs < 2 or args.warmup < 0:
         HyperfineOptions(warmup=args.warmup, runs=args.runs)  # raises the InputError that says why

@@ -17,7 +17,7 @@ from ..run.plan import resolve_variant
 from ..run.suite import CaseRequest, get_suite
 from ..store.files import DEFAULT_RESULTS_DIR
 from ..tools.profiling import ProfileRequest, profile_case
-from ..tools.pyspy import FORMATS, RecordOptions
+from ..tools.pyspy import FORMATS, RecordOptions, find_pyspy
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -80,6 +80,7 @@ def build_request(args: argparse.Namespace) -> ProfileRequest:
 
 
 def run(args: argparse.Namespace) -> int:
+    exe = find_pyspy()  # a missing py-spy is reported before anything is loaded
     request = build_request(args)
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
@@ -88,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
               f"{request.options.rate_hz} Hz", highlight=False)
     argv0 = sys.argv[0] if sys.argv else ""
     command = ("perfkit", *sys.argv[1:]) if argv0.endswith("perfkit") else ("perfkit", "profile")
-    outcome = profile_case(request, args.results, command=command)
+    outcome = profile_case(request, args.results, command=command, pyspy=exe)
     info = outcome.run.settings["profile"]
     table = Table(title=f"hottest functions (self time) — {request.backend.label}, series {info['series']}",
                   title_justify="left")

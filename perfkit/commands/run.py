@@ -25,7 +25,7 @@ from ..measure.protocol import Protocol
 from ..measure.verdict import compare_samples
 from ..run.engine import Observer, run_plan
 from ..run.plan import Plan, WorkerSettings, make_plan
-from ..run.suite import CaseRequest, suite_names
+from ..run.suite import CaseRequest, get_suite
 from ..run.summary import summarize_case
 from ..store.files import DEFAULT_RESULTS_DIR
 from ..store.records import Case, CaseRecord, Failure, Run
@@ -84,16 +84,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seconds a worker may take for one request (set-up or one round; default 600)")
     p.add_argument("--memory-limit", type=parse_size, metavar="SIZE",
                    help="address-space limit per worker, e.g. 4G (exceeding it fails that variant)")
-    p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the memory pass")
-    p.add_argument("--budget", type=float, default=Protocol.budget_s, metavar="S",
-                   help=f"measuring seconds per variant and case (default {Protocol.budget_s:g})")
-    p.add_argument("--min-samples", type=int, default=Protocol.min_samples, metavar="N")
-    p.add_argument("--max-samples", type=int, default=Protocol.max_samples, metavar="N")
-    p.add_argument("--warmup", type=int, default=Protocol.warmup_rounds, metavar="N", help="warm-up passes")
-    p.add_argument("--round-samples", type=int, default=Protocol.round_samples, metavar="N",
-                   help="samples per visit before switching to the next variant")
-    p.add_argument("--target-iqr", type=float, default=Protocol.target_rel_iqr, metavar="F",
-                   help="stop early once IQR/median of every series is below this")
+    p.add_argument("--no-memory", dest="memory", action="store_false",
+                   help="skip the memory pass (a memory suite runs it anyway)")
+    d = Protocol()
+    p.add_argument("--budget", type=float, metavar="S",
+                   help=f"measuring seconds per variant and case (default: the suite's, else {d.budget_s:g})")
+    p.add_argument("--min-samples", type=int, metavar="N", help=f"default: the suite's, else {d.min_samples}")
+    p.add_argument("--max-samples", type=int, metavar="N", help=f"default: the suite's, else {d.max_samples}")
+    p.add_argument("--warmup", type=int, metavar="N",
+                   help=f"warm-up passes (default: the suite's, else {d.warmup_rounds})")
+    p.add_argument("--round-samples", type=int, metavar="N",
+                   help="samples per visit before switching to the next variant "
+                        f"(default: the suite's, else {d.round_samples})")
+    p.add_argument("--target-iqr", type=float, metavar="F",
+                   help="stop early once IQR/median of every series is below this "
+                        f"(default: the suite's, else {d.target_rel_iqr:g})")
     p.add_argument("--results", default=DEFAULT_RESULTS_DIR, metavar="DIR", help="results directory")
     p.set_defaults(func=run)
 
@@ -150,16 +155,15 @@ def build_plan(args: argparse.Namespace) -> Plan:
         if not eq or not key:
             raise InputError(f"--param {item!r} is not KEY=VALUE")
         params[key] = value
-    if args.suite not in suite_names():
-        raise InputError(f"unknown suite {args.suite!r}; installed: {', '.join(suite_names())}")
-    protocol = Protocol(warmup_rounds=args.warmup, min_samples=args.min_samples, max_samples=args.max_samples,
-                        budget_s=args.budget, round_samples=args.round_samples,
-                        target_rel_iqr=args.target_iqr)
+    suite = get_suite(args.suite)
+    protocol = (suite.protocol or Protocol()).override(
+        warmup_rounds=args.warmup, min_samples=args.min_samples, max_samples=args.max_samples,
+        budget_s=args.budget, round_samples=args.round_samples, target_rel_iqr=args.target_iqr)
     settings = WorkerSettings(threads=args.threads, timeout_s=args.timeout,
                               memory_limit_bytes=args.memory_limit)
     request = CaseRequest(args.preset, tuple(args.frames or ()), args.seed, params)
     return make_plan(args.suite, args.backend, request, protocol=protocol, settings=settings,
-                     memory=args.memory)
+                     memory=suite.memory or args.memory)
 
 
 def run(args: argparse.Namespace) -> int:

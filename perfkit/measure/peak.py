@@ -11,7 +11,8 @@ What is measured (each a best-of-``repeats``; the median and the spread are stor
   float32 and float64, torch float32 and bfloat16 on the CPU (oneDNN; AMX where the CPU has it) and
   float32 (TF32 off), bfloat16, float16 on CUDA when a device is visible. ``n`` is adapted so that one
   product takes about ``target_s`` (a probe at ``n = 512`` sets it: ``n = cbrt(rate * target_s / 2)``,
-  rounded to a multiple of 256 in ``[256, max_n]``); a repetition that is still shorter than
+  rounded to a multiple of 256 in ``[2048, max_n]``: below 2048 a GEMM is not at its peak, and a
+  busy machine would make the probe pick too small an ``n``); a repetition that is still shorter than
   ``target_s`` (a fast GPU) runs the product several times back to back.
 - **Memory bandwidth**, STREAM convention (bytes the kernel reads and writes, write-allocate traffic
   not counted): ``copy`` ``dst = src`` moves ``2 N`` bytes, ``triad`` ``a = b + s c`` moves ``3 N``, for
@@ -70,7 +71,7 @@ LIBRARY_DEVICE = {NUMPY: "cpu", TORCH: "cpu", TORCH_CUDA: "cuda"}
 DEFAULT_TARGET_S = 0.25
 DEFAULT_REPEATS = 5
 PROBE_N = 512
-MIN_N = 256
+MIN_N = 2048
 MAX_N = 4096
 MIN_BANDWIDTH_BYTES = 256 * 2**20
 MAX_BANDWIDTH_BYTES = 2**30
@@ -367,7 +368,7 @@ def thread_limit(threads: int) -> Iterator[None]:
 
 
 def _round_n(n: float, max_n: int) -> int:
-    """``n`` rounded to a multiple of 256, within ``[min(256, max_n), max_n]``."""
+    """``n`` rounded to a multiple of 256, within ``[min(MIN_N, max_n), max_n]``."""
     return int(min(max(min(MIN_N, max_n), round(n / 256) * 256), max_n))
 
 

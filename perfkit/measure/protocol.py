@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from ..errors import InputError
@@ -56,6 +56,16 @@ class Protocol:
         if bad:
             settings = ", ".join(f"{k}={getattr(self, k)}" for k in bad)
             raise InputError(f"invalid protocol setting(s): {settings}")
+
+    def override(self, **changes: Any) -> Protocol:
+        """A copy with the given fields changed (``None`` values ignored); raising ``min_samples`` above
+        ``max_samples`` (or the reverse) moves the other bound along rather than failing."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "min_samples" in given and "max_samples" not in given:
+            given["max_samples"] = max(self.max_samples, given["min_samples"])
+        if "max_samples" in given and "min_samples" not in given:
+            given["min_samples"] = min(self.min_samples, given["max_samples"])
+        return replace(self, **given)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

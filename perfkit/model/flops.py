@@ -36,7 +36,7 @@ output once, intermediate results included; caches are not modelled):
   (codes are int64: 8 bytes; the attention reads ``q``, the distinct keys and values, writes its output).
 
 The published geometry (``qwen3-tts-12hz``) comes to about 4.98 GFLOP per frame (0.06 in the
-pre-transformer, 0.11 in the two ConvNeXt upsamplers, 4.7 in the decoder: the twelve residual
+pre-transformer, 0.11 in the two ConvNeXt upsamplers, 4.8 in the decoder: the twelve residual
 units alone are 4.0), matching the issue's "about 5 GFLOP per frame".
 
 The generator (:func:`generator_frame_costs`) is counted the same way per frame (one talker position
@@ -396,7 +396,10 @@ def generator_frame_costs(config: GeneratorConfig, context: int = 0, *,
     ``context``: positions in the talker's KV cache before this frame's (prompt + earlier frames); it
     only changes the attention (``4 heads head_dim (context + 1)`` FLOPs and the cached keys/values
     read per layer). ``weight_bytes`` summed over both is what one frame must stream from memory at
-    batch 1, so ``weight_bytes / bandwidth`` is the per-frame memory-bound limit.
+    batch 1, so ``weight_bytes / bandwidth`` is the per-frame memory-bound limit. The code predictor's
+    ``G - 1`` passes read the same layers each time (0.6B: 315 MB float32, 157 MB bfloat16 per pass,
+    4.8 GB float32 per frame); a last-level cache that holds them serves the re-reads, which makes the
+    DRAM bound pessimistic on such a CPU.
     """
     if context < 0:
         raise ValueError(f"context must be non-negative, got {context}")

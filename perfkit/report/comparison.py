@@ -231,7 +231,7 @@ class _Builder:
         if others:
             self.doc.add(
                 f"Speedup = {md(base)} time / variant time (> 1: faster than {md(base)}); (faster) / "
-                f"(slower) only when significant (Mann-Whitney U, {confidence_label(ci)} bootstrap CI, "
+                f"(slower) only when significant (Mann-Whitney U, {confidence_label(ci)} of a bootstrap, "
                 "minimum effect 3%), (n.s.) otherwise."
             )
 
@@ -479,6 +479,13 @@ def render_comparison(
             + bullets([f"{md(v)}: {md(reason)}" for v, reason in dict(skipped_all).items()])
         )
     failed = [(r.suite, c) for r in results.runs for c in r.cases if c.failures and r.suite != "parity"]
+    unavailable = [(s, c) for s, c in failed if all(f.kind == "unavailable" for f in c.failures)]
+    failed = [(s, c) for s, c in failed if (s, c) not in unavailable]
+    if unavailable:
+        doc.add(
+            "Not available for a suite (skipped):\n\n"
+            + bullets([f"{md(s)} {md(c.variant)}: {md(c.failures[0].message)}" for s, c in unavailable])
+        )
     if failed:
         doc.add(
             "Failures:\n\n"

@@ -20,6 +20,7 @@ def _pool(t: dict) -> str:
 
 
 def environment_lines(run: Run) -> list[str]:
+    """What stays the same between runs on one machine and commit (CPU, software, threads, commit)."""
     env = run.environment
     lines = []
     if env.cpu_model:
@@ -31,8 +32,6 @@ def environment_lines(run: Run) -> list[str]:
     extras = []
     if env.cpu_governor:
         extras.append(f"governor {md(env.cpu_governor)}")
-    if env.load_avg:
-        extras.append("load average " + " ".join(f"{x:.2f}" for x in env.load_avg))
     if env.memory_total_bytes:
         extras.append(f"memory {units.mib(env.memory_total_bytes / 1024, 1)} GiB")
     if extras:
@@ -53,18 +52,27 @@ def environment_lines(run: Run) -> list[str]:
     threads = run.settings.get("threads")
     lines.append(f"Threads per worker: {threads if threads is not None else 'library defaults'}")
     lines.append(f"Commit: {md(commit_label(env.git_commit, env.git_dirty))}")
-    if run.warnings:
-        lines.append("Warnings at measurement time: " + "; ".join(md(w) for w in run.warnings))
     return lines
 
 
-def environment_block(runs: Sequence[Run], heading_level: int = 3) -> str:
-    """One bullet list per distinct environment among ``runs`` (runs sharing one are listed together)."""
-    groups: dict[tuple[str, ...], list[str]] = {}
-    for run in runs:
-        groups.setdefault(tuple(environment_lines(run)), []).append(run.run_id)
+def run_conditions(run: Run) -> str:
+    """What changes from run to run: the load average when it started and the pre-flight warnings."""
     parts = []
-    for lines, ids in groups.items():
-        head = "Runs " + ", ".join(md(i) for i in ids)
-        parts.append(f"{head}:\n\n{bullets(list(lines))}")
+    if run.environment.load_avg:
+        parts.append("load average " + " ".join(f"{x:.2f}" for x in run.environment.load_avg))
+    if run.warnings:
+        parts.append("warnings: " + "; ".join(md(w) for w in run.warnings))
+    return f"{md(run.run_id)} ({md(run.suite)}, {md(run.started_utc)}): " + (
+        ", ".join(parts) or "no warnings"
+    )
+
+
+def environment_block(runs: Sequence[Run], heading_level: int = 3) -> str:
+    """The machine and software once per distinct environment, then each run's load and warnings."""
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(environment_lines(run)), []).append(run)
+    parts = []
+    for lines, members in groups.items():
+        parts.append(bullets([*lines, "Runs:" + "".join(f"\n  - {run_conditions(r)}" for r in members)]))
     return "\n\n".join(parts)

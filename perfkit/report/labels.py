@@ -54,6 +54,15 @@ def plain_stage_label(name: str) -> str:
     return stage_label(name).strip() if name in _FIXED or _NUMBERED.match(name) else name
 
 
+def fine_label(name: str) -> str:
+    """Like :func:`stage_label`, but a sub-stage keeps its block (``Block 2 tconv``): for tables of fine
+    stages only, where no block row precedes it."""
+    m = _SUB.match(name)
+    if m:
+        return stage_label(name.split(".", 1)[0]) + " " + m.group(1)
+    return stage_label(name)
+
+
 def is_substage(name: str) -> bool:
     return bool(_SUB.match(name))
 

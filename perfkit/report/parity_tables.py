@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from ..store.parity_records import ParityRecord, StageParity
 from . import units
 from .escape import md
-from .labels import stage_label
+from .labels import fine_label
 from .markdown import table
 from .validity import tolerance_text
 
@@ -87,7 +87,7 @@ def parity_stage_table(records: Sequence[ParityRecord]) -> str:
     stages.append("waveform")
     rows = []
     for name in stages:
-        cells = [stage_label(name) if name != "waveform" else "**Waveform**"]
+        cells = [fine_label(name) if name != "waveform" else "**Waveform**"]
         for r in records:
             s = r.waveform if name == "waveform" else next((x for x in r.stages if x.stage == name), None)
             if s is None:
@@ -97,7 +97,15 @@ def parity_stage_table(records: Sequence[ParityRecord]) -> str:
             else:
                 cells.append(units.snr_db(s.snr_db) + ("" if s.passed else " **(low)**"))
         rows.append(cells)
-    return table(["Stage (SNR vs reference)", *(md(f"{r.variant} {r.case}") for r in records)], rows)
+    variants = [r.variant for r in records]
+    unique = len(set(variants)) == len(variants)
+    return table(
+        [
+            "Stage (SNR vs reference)",
+            *(md(r.variant if unique else f"{r.variant} {r.case}") for r in records),
+        ],
+        rows,
+    )
 
 
 def tolerance_table(records: Sequence[ParityRecord]) -> str:

@@ -92,7 +92,15 @@ def stage_bars(
     ax.set_xticks(range(len(variants)), [_label(v, v in invalid) for v in variants], rotation=20, ha="right")
     ax.set_ylabel("time per pass (ms, median)")
     ax.set_title(plot_text(title, 90))
-    ax.legend(fontsize="small", bbox_to_anchor=(1.01, 1.0), loc="upper left", frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    ax.legend(
+        handles[::-1],
+        labels[::-1],
+        fontsize="small",
+        bbox_to_anchor=(1.01, 1.0),
+        loc="upper left",
+        frameon=False,
+    )  # top of the legend = top of the stack
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, directory, stem)
 
@@ -170,47 +178,34 @@ def memory_bars(
     stem: str = "memory",
     invalid: Sequence[str] = (),
 ) -> list[Path]:
-    """Per configuration and variant, a bar stacked as baseline + weights + working (MiB) = peak RSS.
+    """A horizontal bar per (configuration, variant): baseline + weights + working = peak RSS (MiB).
 
     ``values[variant][config] = (baseline, weights, working)``."""
-    variants = list(values)
-    fig = Figure(figsize=(max(6.0, 1.2 * len(configs) * max(1, len(variants)) + 3), 4.8))
+    rows = [(c, v) for c in configs for v in values if c in values[v]]
+    fig = Figure(figsize=(9.0, max(2.5, 0.45 * len(rows) + 1.5)))
     ax = fig.add_subplot()
-    width = 0.8 / max(1, len(variants))
     parts = (("baseline", "#bbbbbb"), ("weights", "#6baed6"), ("working", "#fd8d3c"))
-    for k, variant in enumerate(variants):
-        xs = [i + (k - (len(variants) - 1) / 2) * width for i in range(len(configs))]
-        bottom = [0.0] * len(configs)
-        for p, (part, color) in enumerate(parts):
-            ys = [max(0.0, values[variant].get(c, (0.0, 0.0, 0.0))[p]) for c in configs]
-            bars = ax.bar(
-                xs,
-                ys,
-                width * 0.95,
-                bottom=bottom,
-                color=color,
-                edgecolor="white",
-                linewidth=0.5,
-                label=part if k == 0 else None,
-                hatch=INVALID_HATCH if variant in invalid else None,
-            )
-            bottom = [b + y for b, y in zip(bottom, ys, strict=True)]
-            if p == len(parts) - 1:
-                for bar, top in zip(bars, bottom, strict=True):
-                    ax.text(
-                        bar.get_x() + bar.get_width() / 2,
-                        top,
-                        plot_text(variant, 18),
-                        ha="center",
-                        va="bottom",
-                        fontsize=7,
-                        rotation=90,
-                    )
-    ax.set_xticks(range(len(configs)), [plot_text(c, 40) for c in configs], rotation=15, ha="right")
-    ax.set_ylabel("peak RSS (MiB) = baseline + weights + working")
+    left = [0.0] * len(rows)
+    for p, (part, color) in enumerate(parts):
+        widths = [max(0.0, values[v][c][p]) for c, v in rows]
+        bars = ax.barh(
+            range(len(rows)), widths, left=left, color=color, edgecolor="white", linewidth=0.5, label=part
+        )
+        for bar, (_, v) in zip(bars, rows, strict=True):
+            if v in invalid:
+                bar.set_hatch(INVALID_HATCH)
+        left = [a + w for a, w in zip(left, widths, strict=True)]
+    for y, total in enumerate(left):
+        ax.text(total, y, f" {total:.1f}", va="center", fontsize=8)
+    ax.set_yticks(
+        range(len(rows)), [f"{plot_text(c, 40)} · {_label(v, v in invalid)}" for c, v in rows], fontsize=8
+    )
+    ax.invert_yaxis()
+    ax.set_xlabel("peak RSS (MiB) = baseline + weights + working")
     ax.set_title("Peak memory by configuration")
-    ax.legend(fontsize="small", frameon=False)
-    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize="small", frameon=False, loc="lower right")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_xlim(right=max(left, default=1.0) * 1.15 or 1.0)
     return _save(fig, directory, stem)
 
 

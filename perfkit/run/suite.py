@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 from ..errors import InputError
 from ..interface import Backend
+from ..measure.protocol import Protocol
 from ..measure.timers import Timer
 from ..store.records import Case
 
@@ -98,6 +99,11 @@ class Suite(abc.ABC):
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    #: The suite's own protocol defaults (``None``: :class:`~perfkit.measure.protocol.Protocol`'s);
+    #: command-line options override single fields.
+    protocol: ClassVar[Protocol | None] = None
+    #: ``True``: the memory pass always runs (a memory suite); otherwise the command line decides.
+    memory: ClassVar[bool] = False
 
     @abc.abstractmethod
     def cases(self, request: CaseRequest) -> list[Case]:

@@ -226,6 +226,7 @@ def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
         backend.synchronize()
     peaks = sampler.peaks()
     cuda = cuda_peaks(device)
+    workload.close()
     return {"ok": True, "memory": {
         "baseline_rss_bytes": baseline, "rss_after_load_bytes": after_load,
         "peak_rss_bytes": peaks.peak_rss_bytes, "peak_uss_bytes": peaks.peak_uss_bytes,
@@ -250,6 +251,13 @@ def _error_reply(exc: BaseException) -> dict[str, Any]:
             "detail": "".join(traceback.format_exception(exc))[-8000:]}
 
 
+def _plain(value: Any) -> Any:
+    """JSON for what suites and backends return beyond plain types (NumPy scalars, tuples of them)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"cannot send a {type(value).__name__} to the engine")
+
+
 def serve(requests: Any, replies: Any) -> None:
     """Answer JSON-line requests until ``exit`` or end of input."""
     state = WorkerState()
@@ -269,8 +277,14 @@ def serve(requests: Any, replies: Any) -> None:
                 reply = {"ok": False, "kind": "error", "message": f"unknown request {op!r}", "detail": ""}
         except Exception as exc:  # noqa: BLE001 - every failure of backend or suite code is reported
             reply = _error_reply(exc)
-        replies.write(json.dumps(reply).encode() + b"\n")
+        try:
+            data = json.dumps(reply, default=_plain)
+        except (TypeError, ValueError) as exc:
+            data = json.dumps(_error_reply(exc))
+        replies.write(data.encode() + b"\n")
         replies.flush()
+    if state.workload is not None:
+        state.workload.close()
 
 
 def main() -> int:

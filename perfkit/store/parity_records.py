@@ -213,8 +213,9 @@ class ParityRecord:
 
 
 def parity_records(run: Run) -> tuple[ParityRecord, ...]:
-    """The parity records of a parity run (empty for any other run); :class:`RecordError` if malformed."""
-    if run.suite != PARITY_SUITE:
+    """The parity records a run carries (a parity run, or an imported pytest-benchmark run whose benchmarks
+    checked parity); empty for others; :class:`RecordError` if malformed."""
+    if run.suite != PARITY_SUITE and SETTINGS_KEY not in run.settings:
         return ()
     raw = run.settings.get(SETTINGS_KEY, [])
     if not isinstance(raw, list):

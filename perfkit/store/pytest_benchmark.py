@@ -17,12 +17,16 @@ other run. Mapping:
   warning (no verdict can be significant on one sample);
 - ``extra_info.parity_passed == false`` marks the case failed in phase ``parity`` with
   ``extra_info.parity`` as the message, so its timings are flagged invalid like any parity failure;
+  ``extra_info.parity_metrics`` (SNR, correlation, max abs diff, NMSE, failure, dtype, reference) become a
+  parity record per (variant, case) in ``settings["parity"]`` (the ``e2e`` ``decode`` benchmark's
+  metrics as the waveform), so journals print the parity line for imported runs too;
 - the run id is derived from the file's ``datetime`` and a hash of its content: importing a file twice
   gives the same run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import hashlib
 import json
@@ -33,6 +37,8 @@ from typing import Any
 from ..errors import InputError
 from ..interface import Variant
 from ..measure.environment import Environment
+from ..measure.parity import ParityResult, tolerance_for
+from .parity_records import ParityRecord, StageParity, decode_float
 from .records import (
     CASE_FAILED,
     CASE_OK,
@@ -40,6 +46,7 @@ from .records import (
     Case,
     CaseRecord,
     Failure,
+    RecordError,
     Run,
     SeriesRecord,
     StageRecord,
@@ -77,7 +84,8 @@ def _environment(doc: Mapping[str, Any], captured: str) -> Environment:
         return v if isinstance(v, str) and v else None
 
     return Environment(
-        captured_utc=captured, hostname=text(machine.get("node")),
+        captured_utc=captured,
+        hostname=text(machine.get("node")),
         platform=" ".join(x for x in (text(machine.get("system")), text(machine.get("release"))) if x)
         or None,
         cpu_model=text(cpu.get("brand_raw")) or text(machine.get("processor")),
@@ -85,7 +93,8 @@ def _environment(doc: Mapping[str, Any], captured: str) -> Environment:
         python_version=text(machine.get("python_version")),
         python_implementation=text(machine.get("python_implementation")),
         packages={"pytest-benchmark": text(doc.get("version"))},
-        git_commit=commit_id, git_dirty=dirty if commit_id else None,
+        git_commit=commit_id,
+        git_dirty=dirty if commit_id else None,
     )
 
 
@@ -129,6 +138,7 @@ def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-bench
     warnings: list[str] = []
     groups: dict[tuple[str, Case], dict[str, list[tuple[str, tuple[int, ...], int]]]] = {}
     parity: dict[tuple[str, Case], str] = {}
+    metrics: dict[tuple[str, Case], list[tuple[str, str, Mapping[str, Any]]]] = {}
     suites: set[str] = set()
     for i, bench in enumerate(doc["benchmarks"]):
         w = f"{where}: benchmarks[{i}]"
@@ -141,14 +151,18 @@ def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-bench
         stage = str(extra.get("stage") or name)
         samples, raw = _samples(bench["stats"], w)
         if not raw:
-            warnings.append(f"{name}: no raw samples in the file (run pytest with --benchmark-save-data); "
-                            "the median stands in as one sample")
+            warnings.append(
+                f"{name}: no raw samples in the file (run pytest with --benchmark-save-data); "
+                "the median stands in as one sample"
+            )
         iterations = bench["stats"].get("iterations", 1)
         loops = iterations if isinstance(iterations, int) and iterations > 0 else 1
         groups.setdefault(key, {}).setdefault(series, []).append((stage, samples, loops))
         suites.add(str(extra.get("suite") or SUITE))
         if extra.get("parity_passed") is False:
             parity[key] = str(extra.get("parity") or "parity check failed")
+        if isinstance(extra.get("parity_metrics"), Mapping):
+            metrics.setdefault(key, []).append((series, stage, extra["parity_metrics"]))
     cases: list[CaseRecord] = []
     for (variant, case), by_series in groups.items():
         series_records: list[SeriesRecord] = []
@@ -157,24 +171,91 @@ def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-bench
             names = [s[0] for s in stages]
             if len(counts) == 1 and len(set(names)) == len(names):
                 n = counts.pop()
-                series_records.append(SeriesRecord(name, name != "e2e", stages[0][2], tuple(range(n)),
-                                                   tuple(StageRecord(s, tuple(v)) for s, v, _ in stages)))
+                series_records.append(
+                    SeriesRecord(
+                        name,
+                        name != "e2e",
+                        stages[0][2],
+                        tuple(range(n)),
+                        tuple(StageRecord(s, tuple(v)) for s, v, _ in stages),
+                    )
+                )
             else:
                 for s, v, loops in stages:
-                    series_records.append(SeriesRecord(f"{name}:{s}", False, loops, tuple(range(len(v))),
-                                                       (StageRecord(s, tuple(v)),)))
+                    series_records.append(
+                        SeriesRecord(
+                            f"{name}:{s}", False, loops, tuple(range(len(v))), (StageRecord(s, tuple(v)),)
+                        )
+                    )
         try:
             parsed = Variant.parse(variant)
         except InputError:
             parsed = Variant(variant)
         failure = parity.get((variant, case))
-        cases.append(CaseRecord(
-            variant=variant, backend=parsed.backend, options=parsed.options, case=case,
-            status=CASE_FAILED if failure else CASE_OK,
-            failures=(Failure("error", "parity", f"parity: {failure}"),) if failure else (),
-            series=tuple(series_records)))
+        cases.append(
+            CaseRecord(
+                variant=variant,
+                backend=parsed.backend,
+                options=parsed.options,
+                case=case,
+                status=CASE_FAILED if failure else CASE_OK,
+                failures=(Failure("error", "parity", f"parity: {failure}"),) if failure else (),
+                series=tuple(series_records),
+            )
+        )
     suite = suites.pop() if len(suites) == 1 else SUITE
-    return Run(run_id=f"{stamp}-{SUITE}-{digest}", suite=suite, status=RUN_COMPLETE, started_utc=iso,
-               finished_utc=iso, perfkit_version="", command=("pytest-benchmark", where),
-               settings={"imported_from": SUITE}, environment=_environment(doc, iso),
-               warnings=tuple(dict.fromkeys(warnings)), cases=tuple(cases))
+    records = [_parity_record(v, c, items, f"{where}: parity of {v}") for (v, c), items in metrics.items()]
+    return Run(
+        run_id=f"{stamp}-{SUITE}-{digest}",
+        suite=suite,
+        status=RUN_COMPLETE,
+        started_utc=iso,
+        finished_utc=iso,
+        perfkit_version="",
+        command=("pytest-benchmark", where),
+        settings={"imported_from": SUITE, **({"parity": [r.to_dict() for r in records]} if records else {})},
+        environment=_environment(doc, iso),
+        warnings=tuple(dict.fromkeys(warnings)),
+        cases=tuple(cases),
+    )
+
+
+def _parity_record(
+    variant: str, case: Case, items: list[tuple[str, str, Mapping[str, Any]]], where: str
+) -> ParityRecord:
+    """A parity record from the benchmarks' ``parity_metrics``: stage benchmarks as stages, the
+    end-to-end ``decode`` (or any ``e2e``) benchmark as the waveform."""
+    stages: list[StageParity] = []
+    waveform = None
+    dtype, reference = "float32", "numpy:dtype=float64"
+    for series, stage, m in items:
+        dtype = str(m.get("dtype", dtype))
+        reference = str(m.get("reference", reference))
+        tol = tolerance_for(dtype)
+        try:
+            values = [
+                decode_float(m.get(k, "nan"), f"{where}.{k}")
+                for k in ("snr_db", "correlation", "max_abs_diff", "nmse")
+            ]
+        except RecordError as exc:
+            raise ResultFileError(str(exc)) from None
+        result = ParityResult(*values, failure=str(m.get("failure") or ""))
+        sp = StageParity.of("waveform" if series == "e2e" else stage, result, tol)
+        if series == "e2e":
+            waveform = sp
+        else:
+            stages.append(sp)
+    if waveform is None and stages:
+        waveform = dataclasses.replace(stages[-1], stage="waveform")
+    return ParityRecord(
+        variant,
+        case.name,
+        case.preset,
+        dtype,
+        reference,
+        tolerance_for(dtype),
+        tuple(stages),
+        waveform,
+        None,
+        "not checked by the pytest-benchmark wrappers",
+    )

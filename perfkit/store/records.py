@@ -259,8 +259,9 @@ class MemoryRecord:
 class CaseRecord:
     """One (backend variant, case): its samples, first-call and load times, memory, and failures.
 
-    A failed case keeps every sample measured before it failed; ``status`` is ``ok``, ``failed`` or
-    ``interrupted``.
+    A failed case keeps every sample measured before it failed; ``status`` is ``ok``, ``failed`` (some
+    phase failed: the failures say which — after a ``memory``-phase failure the timings are complete) or
+    ``interrupted`` (the run was stopped by SIGINT/SIGTERM while this case was measured).
     """
 
     variant: str

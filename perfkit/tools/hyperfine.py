@@ -304,10 +304,16 @@ def case_records(results: Sequence[CommandResult], benchmarks: Sequence[Benchmar
     runs in the order they happened across the commands (command 0: ``0 … n-1``, command 1: ``n …``).
     ``variants`` maps a benchmark name to its ``(backend, options)``; others are stored as backend
     ``command``. Results are matched to benchmarks by position (hyperfine keeps the order) and checked
-    by name.
+    by name. A time of zero or less (a command shorter than the shell start-up hyperfine subtracts) is
+    a :class:`~perfkit.errors.ToolError`: such samples cannot be compared.
     """
     if len(results) != len(benchmarks):
         raise InputError(f"hyperfine exported {len(results)} results for {len(benchmarks)} commands")
+    for bench, res in zip(benchmarks, results, strict=True):
+        if min(res.times_s) <= 0:
+            raise ToolError(f"hyperfine reported a time of {min(res.times_s):g} s for {bench.name!r}: "
+                            "the command finishes faster than hyperfine's correction for the shell start-up, "
+                            "so its times mean nothing; time it without a shell (--shell none)")
     records = []
     visit = 0
     for bench, res in zip(benchmarks, results, strict=True):

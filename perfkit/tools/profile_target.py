@@ -56,6 +56,10 @@ def allow_any_tracer() -> bool:
     return _prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY)
 
 
+class BadRequest(Exception):
+    """A request the case cannot satisfy (an unknown series): reported as bad input, without a traceback."""
+
+
 class StopSignal:
     """Whether the parent asked to stop: a ``stop`` line, or end of input, on ``fd``.
 
@@ -125,7 +129,7 @@ def serve(requests: StopSignal, replies: Any) -> int:
         names = [s.name for s in workload.series]
         series = req.get("series") or (names[0] if names else None)
         if series not in names:
-            raise ValueError(f"the {req['suite']} workload has no series {series!r}; "
+            raise BadRequest(f"the {req['suite']} workload has no series {series!r}; "
                              f"it has {', '.join(names)}")
         timer = timer_for(backend)
         t0 = time.perf_counter_ns()
@@ -144,6 +148,9 @@ def serve(requests: StopSignal, replies: Any) -> int:
         from perfkit.errors import BackendUnavailable
 
         kind = "unavailable" if isinstance(exc, BackendUnavailable) else "error"
+        if isinstance(exc, BadRequest):
+            reply({"ok": False, "kind": "input", "message": str(exc), "detail": ""})
+            return 1
         reply({"ok": False, "kind": kind, "message": f"{type(exc).__name__}: {exc}",
                "detail": "".join(traceback.format_exception(exc))[-8000:]})
         return 1

@@ -31,7 +31,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from ..errors import BackendUnavailable, PerfkitError
+from ..errors import BackendUnavailable, InputError, PerfkitError
 from ..measure.environment import capture_environment, preflight_warnings, source_hash
 from ..run.plan import BackendRef, WorkerSettings
 from ..store.files import new_run_id
@@ -213,6 +213,8 @@ def profile_case(request: ProfileRequest, results_dir: str | os.PathLike[str], *
                 msg = f"{ready.get('message', 'set-up failed')}"
                 if ready.get("kind") == "unavailable":
                     raise BackendUnavailable(msg)
+                if ready.get("kind") == "input":
+                    raise InputError(msg)
                 raise TargetFailed(f"the profile target failed to set up {request.backend.label} on "
                                    f"{request.case.name}: {msg}\n{str(ready.get('detail', ''))[-1500:]}")
             for fmt, name in FORMATS.items():

@@ -1,0 +1,122 @@
+"""The Numba backend's kernels one by one against the NumPy reference layers (tails included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from perfkit.backends.numba import activations as act  # noqa: E402
+from perfkit.backends.numba import conv  # noqa: E402
+from perfkit.backends.numba.linear import matmul  # noqa: E402
+from perfkit.backends.numpy import layers  # noqa: E402
+
+DTYPES = [(np.float32, 1e-5), (np.float64, 1e-12)]
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
+def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b):
+    a = rng.standard_normal((7, 9)).astype(dtype)
+    big = rng.standard_normal((30, 40)).astype(dtype)
+    b = big[2:11, 5:25]  # (9, 20) view, row stride 40
+    c_buf = rng.standard_normal((12, 33)).astype(dtype)
+    c = c_buf[3:10, 4:24]  # (7, 20) view, row stride 33
+    before, buf_before = c.copy(), c_buf.copy()
+    a_arg = np.ascontiguousarray(a.T) if trans_a else a
+    b_arg = np.ascontiguousarray(b.T) if trans_b else b
+    matmul(a_arg, b_arg, c, 1.0, trans_a, trans_b)
+    np.testing.assert_allclose(c, before + a @ b, rtol=0, atol=tol * 10)
+    outside = np.ones(c_buf.shape, dtype=bool)
+    outside[3:10, 4:24] = False
+    np.testing.assert_array_equal(c_buf[outside], buf_before[outside])  # nothing outside the view is touched
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("k,dilation,t", [(3, 1, 5), (7, 3, 11), (7, 9, 4), (1, 1, 6)])
+def test_causal_conv(rng, dtype, tol, k, dilation, t):
+    cin, cout = 5, 6
+    x = rng.standard_normal((cin, t)).astype(dtype)
+    w = rng.standard_normal((cout, cin, k)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    tail = rng.standard_normal((cin, (k - 1) * dilation)).astype(dtype)
+    expected, expected_tail = layers.causal_conv(x, w, b, tail, dilation)
+    new_tail = tail.copy()
+    y = np.empty((cout, t), dtype)
+    xp = np.empty((cin, (k - 1) * dilation + t), dtype)
+    conv.causal_conv(x, np.ascontiguousarray(w.transpose(2, 0, 1)), b, new_tail, dilation, xp, y)
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tol * 10)
+    np.testing.assert_array_equal(new_tail, expected_tail)
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("k,stride,t", [(6, 3, 5), (2, 2, 4), (16, 8, 1), (7, 3, 1), (9, 2, 3), (10, 5, 2)])
+def test_conv_transpose_col2im(rng, dtype, tol, k, stride, t):
+    cin, cout = 5, 4
+    x = rng.standard_normal((cin, t)).astype(dtype)
+    w = rng.standard_normal((cin, cout, k)).astype(dtype)
+    b = rng.standard_normal(cout).astype(dtype)
+    tail = rng.standard_normal((cout, k - stride)).astype(dtype)
+    expected, expected_tail = layers.causal_conv_transpose(x, w, b, stride, tail)
+    new_tail = tail.copy()
+    y = np.empty((cout, t * stride), dtype)
+    cols = np.empty((cout, k, t), dtype)
+    conv.conv_transpose(x, np.ascontiguousarray(w.reshape(cin, cout * k).T), b, stride, new_tail, cols, y)
+    np.testing.assert_allclose(y, expected, rtol=0, atol=tol * 10)
+    np.testing.assert_allclose(new_tail, expected_tail, rtol=0, atol=tol * 10)
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("t", [3, 10])
+def test_depthwise_conv_time_major(rng, dtype, tol, t):
+    c = 6
+    x = rng.standard_normal((c, t)).astype(dtype)
+    w = rng.standard_normal((c, 1, 7)).astype(dtype)
+    b = rng.standard_normal(c).astype(dtype)
+    tail = rng.standard_normal((c, 6)).astype(dtype)
+    expected, expected_tail = layers.causal_depthwise_conv(x, w, b, tail)
+    new_tail = tail.copy()
+    y_t = np.empty((t, c), dtype)
+    conv.depthwise_conv_time_major(x, np.ascontiguousarray(w[:, 0]), b, new_tail, y_t)
+    np.testing.assert_allclose(y_t.T, expected, rtol=0, atol=tol * 10)
+    np.testing.assert_array_equal(new_tail, expected_tail)
+
+
+@pytest.mark.parametrize("dtype,min_snr", [(np.float32, 120.0), (np.float64, 250.0)])
+@pytest.mark.parametrize("scale", [0.3, 3.0, 300.0])
+def test_polynomial_snake_matches_sin(rng, dtype, min_snr, scale):
+    """The vectorizable ``sin**2`` of SnakeBeta against ``np.sin`` (float64), small and large arguments."""
+    c, t = 8, 4096
+    x = (scale * rng.standard_normal((c, t))).astype(dtype)
+    alpha = 0.5 * rng.standard_normal(c)
+    beta = 0.5 * rng.standard_normal(c)
+    a, inv_b = act.snake_params(alpha, beta, dtype)
+    out = np.empty_like(x)
+    act.snake(x, a, inv_b, act.sin_constants(dtype), out)
+    # reference on the same rounded inputs: exp(alpha) etc. as stored in dtype
+    x64, a64, ib64 = x.astype(np.float64), a.astype(np.float64)[:, None], inv_b.astype(np.float64)[:, None]
+    if dtype == np.float32:
+        r = (x * a[:, None]).astype(np.float64)  # the product rounded as the kernel rounds it
+    else:
+        r = x64 * a64
+    expected = x64 + ib64 * np.sin(r) ** 2
+    noise = np.sum((out - expected) ** 2)
+    snr = np.inf if noise == 0 else 10 * np.log10(np.sum(expected**2) / noise)
+    assert snr >= min_snr
+
+
+def test_snake_in_place_and_on_views(rng):
+    x = rng.standard_normal((4, 50)).astype(np.float32)
+    a, inv_b = act.snake_params(np.zeros(4), np.zeros(4), np.float32)
+    k = act.sin_constants(np.float32)
+    expected = np.empty_like(x)
+    act.snake(x, a, inv_b, k, expected)
+    view = x.copy()[:, 10:40]
+    act.snake(view, a, inv_b, k, view)
+    np.testing.assert_array_equal(view, expected[:, 10:40])
