@@ -141,6 +141,7 @@ class Backend(abc.ABC):
     @classmethod
     def check_available(cls, options: Mapping[str, str]) -> None:
         """Raise :class:`BackendUnavailable` if this variant cannot run here (cheap: no model loaded)."""
+        return None
 
     @property
     def variant(self) -> Variant:
@@ -155,6 +156,7 @@ class Backend(abc.ABC):
     # ---- device
     def synchronize(self) -> None:
         """Block until queued work is done (CPU backends: nothing to do)."""
+        return None
 
     def compute_device(self) -> str:
         """Where this backend computes: ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.

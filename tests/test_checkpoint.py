@@ -92,7 +92,8 @@ def test_unexpected_tensor_named(tmp_path, tiny_vocoder):
 
 def test_misshaped_tensor_names_both_shapes(tmp_path, tiny_vocoder):
     d = _break(tmp_path, tiny_vocoder, extra={"decoder.pre_conv.conv.weight": np.ones((32, 32, 5), np.float32)})
-    with pytest.raises(CheckpointError, match=r"'decoder\.pre_conv\.conv\.weight' has shape \(32, 32, 5\), expected \(32, 32, 3\)"):
+    expected = r"'decoder\.pre_conv\.conv\.weight' has shape \(32, 32, 5\), expected \(32, 32, 3\)"
+    with pytest.raises(CheckpointError, match=expected):
         VocoderModel.load(d)
 
 
@@ -135,3 +136,19 @@ def test_tensor_spec_matches_synthetic(tiny_vocoder):
     assert set(shapes) == set(tiny_vocoder.weights)
     assert all(tiny_vocoder.weights[k].shape == s for k, s in shapes.items())
     assert shapes["decoder.1.block.1.conv.weight"] == (64, 32, 16)  # ConvTranspose (in, out, 2*rate)
+
+
+def test_bfloat16_checkpoint_is_widened(tmp_path, tiny_vocoder, tiny_codes):
+    """The published checkpoints are bfloat16; NumPy has none, so they are read through torch."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file as save_torch
+
+    d = tmp_path / "bf16"
+    tiny_vocoder.save(d)
+    save_torch({f"decoder.{k}": torch.from_numpy(v).to(torch.bfloat16) for k, v in tiny_vocoder.weights.items()},
+               str(d / "model.safetensors"))
+    loaded = VocoderModel.load(d)
+    name = "pre_conv.conv.weight"
+    assert loaded.weights[name].dtype == np.float32
+    np.testing.assert_allclose(loaded.weights[name], tiny_vocoder.weights[name], rtol=1e-2, atol=1e-6)
+    assert np.all(np.isfinite(decode(loaded, tiny_codes)))

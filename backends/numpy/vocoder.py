@@ -81,12 +81,12 @@ class NumpyVocoder(VocoderRunner):
 
     # ------------------------------------------------------------------ rvq_decode
     def _normalised_codebooks(self) -> list[np.ndarray]:
-        """Codebook rows ``embedding_sum / clamp(cluster_usage, 1e-5)``, one ``(rows, codebook_dim/2)`` per quantizer."""
+        """Rows ``embedding_sum / clamp(cluster_usage, 1e-5)``: one ``(rows, codebook_dim/2)`` per quantizer."""
         cfg = self.config
         books = []
         for q in range(cfg.num_quantizers):
-            group, i = ("rvq_first", q) if q < cfg.num_semantic_quantizers else ("rvq_rest",
-                                                                                q - cfg.num_semantic_quantizers)
+            sem = cfg.num_semantic_quantizers
+            group, i = ("rvq_first", q) if q < sem else ("rvq_rest", q - sem)
             p = f"quantizer.{group}.vq.layers.{i}._codebook"
             usage = np.maximum(self.w[f"{p}.cluster_usage"], CODEBOOK_EPS)
             books.append(self.w[f"{p}.embedding_sum"] / usage[:, None])
@@ -151,7 +151,8 @@ class NumpyVocoder(VocoderRunner):
         keep = cfg.sliding_window - 1
         state[key] = (k[:, max(0, k.shape[1] - keep):], v[:, max(0, v.shape[1] - keep):])
         key_pos = np.arange(positions[-1] + 1 - k.shape[1], positions[-1] + 1)
-        allowed = (key_pos[None, :] <= positions[:, None]) & (key_pos[None, :] > positions[:, None] - cfg.sliding_window)
+        delta = positions[:, None] - key_pos[None, :]  # (T, S): how far back each key is
+        allowed = (delta >= 0) & (delta < cfg.sliding_window)
         groups = cfg.num_attention_heads // cfg.num_key_value_heads
         k, v = np.repeat(k, groups, axis=0), np.repeat(v, groups, axis=0)  # (heads, S, hd)
         scores = (q @ k.transpose(0, 2, 1)) * (hd ** -0.5)  # (heads, T, S)

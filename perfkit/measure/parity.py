@@ -34,7 +34,9 @@ class ParityResult:
         return not self.failure
 
     def passes(self, tolerance: Tolerance) -> bool:
-        return not self.failure and self.snr_db >= tolerance.min_snr_db and self.correlation >= tolerance.min_correlation
+        if self.failure:
+            return False
+        return self.snr_db >= tolerance.min_snr_db and self.correlation >= tolerance.min_correlation
 
 
 @dataclass(frozen=True)

@@ -56,8 +56,8 @@ def read_tensors(directory: str | os.PathLike[str], prefix: str) -> dict[str, np
             names = [k for k in f.keys() if k.startswith(prefix)]
             for key in names:
                 out[key[len(prefix):]] = f.get_tensor(key)
-    except (SafetensorError, OSError, ValueError) as exc:
-        if "bf16" in str(exc).lower() or "bfloat16" in str(exc).lower():
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        if "bf16" in str(exc).lower() or "bfloat16" in str(exc).lower():  # NumPy has no bfloat16
             return _read_bf16_via_torch(path, prefix)
         raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
     return out
@@ -90,7 +90,8 @@ def check_tensors(
     missing = [k for k in expected if k not in tensors]
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise CheckpointError(f"{where}: missing tensor {prefix + missing[0]!r}, expected shape {expected[missing[0]]}{more}")
+        name = missing[0]
+        raise CheckpointError(f"{where}: missing tensor {prefix + name!r}, expected shape {expected[name]}{more}")
     unexpected = [k for k in tensors if k not in expected and not k.endswith(ignored_suffixes)]
     if unexpected:
         more = f" (and {len(unexpected) - 1} more)" if len(unexpected) > 1 else ""
@@ -98,12 +99,13 @@ def check_tensors(
     out: dict[str, np.ndarray] = {}
     for name, shape in expected.items():
         arr = np.asarray(tensors[name])
+        label = f"{where}: tensor {prefix + name!r}"
         if tuple(arr.shape) != tuple(shape):
-            raise CheckpointError(f"{where}: tensor {prefix + name!r} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
+            raise CheckpointError(f"{label} has shape {tuple(arr.shape)}, expected {tuple(shape)}")
         if not np.issubdtype(arr.dtype, np.floating):
-            raise CheckpointError(f"{where}: tensor {prefix + name!r} has dtype {arr.dtype}, expected a float type")
+            raise CheckpointError(f"{label} has dtype {arr.dtype}, expected a float type")
         if not np.all(np.isfinite(arr)):
-            raise CheckpointError(f"{where}: tensor {prefix + name!r} holds NaN or Inf values")
+            raise CheckpointError(f"{label} holds NaN or Inf values")
         out[name] = np.ascontiguousarray(arr, dtype=np.float32)
     return out
 

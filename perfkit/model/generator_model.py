@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import WEIGHTS_FILE, check_tensors, read_config, read_tensors, write_model_dir
+from .checkpoint import check_tensors, read_config, read_tensors, write_model_dir
 from .generator_config import GeneratorConfig
 from .generator_weights import PREFIX, generator_tensor_shapes, synthetic_generator_weights
 
@@ -41,7 +41,7 @@ class GeneratorModel:
             config = GeneratorConfig.from_dict(raw)
         except ConfigError as exc:
             raise CheckpointError(f"{Path(directory) / 'config.json'}: {exc}") from None
-        tensors = _read_tensors(directory)
+        tensors = read_tensors(directory, PREFIX)
         if not tensors:
             raise CheckpointError(f"{Path(directory) / 'model.safetensors'}: no tensors named '{PREFIX}*' "
                                   f"(not a Qwen3-TTS generator)")
@@ -57,18 +57,3 @@ class GeneratorModel:
     def weight_bytes(self) -> int:
         return sum(int(w.nbytes) for w in self.weights.values())
 
-
-def _read_tensors(directory: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """:func:`read_tensors` for ``talker.*``, also for bfloat16 files (the published checkpoints).
-
-    safetensors' NumPy reader raises ``TypeError`` on bfloat16, which ``read_tensors`` (0.1.0) does
-    not route to its torch fallback; until it does, route it here.
-    """
-    try:
-        return read_tensors(directory, PREFIX)
-    except TypeError as exc:
-        if "bfloat16" not in str(exc):
-            raise
-        from .checkpoint import _read_bf16_via_torch
-
-        return _read_bf16_via_torch(Path(directory) / WEIGHTS_FILE, PREFIX)

@@ -54,7 +54,8 @@ class VocoderModel:
             config = VocoderConfig.from_dict({**decoder_cfg, **sizes})
         except ConfigError as exc:
             raise CheckpointError(f"{directory}/config.json: {exc}") from None
-        weights = check_tensors(tensors, vocoder_tensor_shapes(config), where=str(Path(directory) / "model.safetensors"),
+        where = str(Path(directory) / "model.safetensors")
+        weights = check_tensors(tensors, vocoder_tensor_shapes(config), where=where,
                                 ignored_suffixes=UNUSED_SUFFIXES, prefix=PREFIX)
         return cls(config, weights, source=str(directory))
 
