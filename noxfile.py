@@ -30,7 +30,8 @@ def lint(session: nox.Session) -> None:
 #: What `nox -s bench` measures: every suite on the tiny preset, sized to finish in a few minutes on 2 cores.
 BENCH_PRESET = "tiny"
 BENCH_BACKENDS = ("numpy", "numba", "torch")
-BENCH_ARGS = ("--suite", "all", "--budget", "2", "--param", "rtf.frames_per_word=1")
+BENCH_ARGS = ("--suite", "all", "--budget", "2", "--param", "rtf.frames_per_word=1",
+              "--param", "memory.configs=vocoder,stream")
 #: What `nox -s journal` measures at both commits (smaller: it runs twice).
 JOURNAL_ARGS = ("--suite", "parity", "--suite", "stages", "--suite", "generator", "--budget", "3")
 

@@ -26,6 +26,7 @@ COMMANDS: tuple[str, ...] = (
     "hyperfine",
     "compare",
     "journal",
+    "import_benchmark",
 )
 
 

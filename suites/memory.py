@@ -7,8 +7,8 @@ weight bytes and, on CUDA, torch's peak allocated and reserved bytes. Reports de
 report's memory tables do, *model memory* (weights) and *working memory* (peak − baseline − weights:
 activations, scratch, caches).
 
-Configurations (``--param configs=vocoder,stream,tts``, each at every ``--frames``, default 25 and
-100):
+Configurations (``--param configs=vocoder,stream,tts``, each at every ``--frames`` — or
+``--param frames=50,1500`` — default 25 and 100):
 
 - ``vocoder``: one offline decode of ``frames`` frames of synthetic codes;
 - ``stream``: the same codes decoded in chunks of 12 frames with carried state (its peak should not
@@ -40,7 +40,7 @@ from ._tts import TTSPasses, prepare_tts
 CONFIGS: tuple[str, ...] = ("vocoder", "stream", "tts")
 DEFAULT_FRAMES: tuple[int, ...] = (25, 100)
 STREAM_CHUNK_FRAMES = 12
-_PARAMS = ("configs",)
+_PARAMS = ("configs", "frames")
 
 #: Timing only drives the memory pass: the fewest samples the engine accepts.
 PROTOCOL = Protocol(warmup_rounds=0, min_samples=1, max_samples=1, budget_s=0.1, round_samples=1,
@@ -102,6 +102,12 @@ class MemorySuite(Suite):
         if "tts" in configs:
             generator_preset_name(request.preset)
         frames = request.frames or DEFAULT_FRAMES
+        if request.params.get("frames"):
+            try:
+                frames = tuple(int(f) for f in request.params["frames"].split(",") if f.strip())
+            except ValueError:
+                raise InputError(f"frames must be integers separated by commas, got {request.params['frames']!r}") \
+                    from None
         if any(f <= 0 for f in frames):
             raise InputError(f"frames must be positive, got {', '.join(map(str, frames))}")
         return [Case(request.preset, (("config", c), ("frames", int(f)), ("seed", int(request.seed))))

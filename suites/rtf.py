@@ -9,7 +9,8 @@ Cases (``preset`` a generator preset, ``seed``):
   generator journal; ``--param texts=short,long`` picks some), each with a fixed frame count of
   ``round(words * frames_per_word)`` (``--param frames_per_word=F``, default 5: 0.4 s of audio per
   word at 12.5 frames/s, a natural speaking rate);
-- with ``--frames N …``: fixed frame counts for one text (``--param text=medium``), the length sweep.
+- with ``--frames N …`` (or ``--param frames=25,100,400``, as ``perfkit compare`` passes it): fixed frame
+  counts for one text (``--param text=medium``), the length sweep.
 
 EOS is ignored (the frame count is fixed), so the work does not depend on the synthetic weights. One
 series, ``phases``: tokenize, prefill, generate (every frame), vocoder decode, with a sync at each
@@ -31,7 +32,7 @@ from ._models import TEXTS, generator_preset_name, word_count
 from ._tts import PHASE_SPANS, TTSInputs, TTSPasses, prepare_tts
 
 DEFAULT_FRAMES_PER_WORD = 5.0
-_PARAMS = ("texts", "text", "frames_per_word")
+_PARAMS = ("texts", "text", "frames_per_word", "frames")
 
 #: A protocol that suits passes of seconds: fewer warm-ups and samples than the engine's default.
 PROTOCOL = Protocol(warmup_rounds=1, min_samples=5, max_samples=30, budget_s=10.0, round_samples=2)
@@ -77,16 +78,23 @@ class RtfSuite(Suite):
         if not per_word > 0:
             raise InputError(f"frames_per_word must be positive, got {per_word}")
         seed = int(request.seed)
-        if request.frames:
-            if any(f <= 0 for f in request.frames):
-                raise InputError(f"frames must be positive, got {', '.join(map(str, request.frames))}")
+        fixed = tuple(request.frames)
+        if not fixed and request.params.get("frames"):
+            try:
+                fixed = tuple(int(f) for f in request.params["frames"].split(",") if f.strip())
+            except ValueError:
+                raise InputError(f"frames must be integers separated by commas, got {request.params['frames']!r}") \
+                    from None
+        if fixed:
+            if any(f <= 0 for f in fixed):
+                raise InputError(f"frames must be positive, got {', '.join(map(str, fixed))}")
             text = request.params.get("text", "medium")
             if text not in TEXTS:
                 raise InputError(f"unknown text {text!r}; choose one of {', '.join(TEXTS)}")
             words = word_count(TEXTS[text])
             return [Case(request.preset, (("text", text), ("words", words), ("frames", int(f)),
                                           ("seed", seed)))
-                    for f in dict.fromkeys(request.frames)]
+                    for f in dict.fromkeys(fixed)]
         cases = []
         for label in _texts(request):
             words = word_count(TEXTS[label])

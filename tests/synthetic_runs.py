@@ -31,9 +31,7 @@ FINE = vocoder_fine_stages(TINY)
 COARSE = vocoder_stages(TINY)
 CASE = Case("tiny", (("frames", 25), ("seed", 0)))
 #: Median per fine stage (ns): decoder blocks dominate, as in the seeds.
-BASE_NS: dict[str, int] = {
-    s: (400_000 if "tconv" in s else 900_000 if "resunits" in s else 50_000) for s in FINE
-}
+BASE_NS: dict[str, int] = {s: (400_000 if "tconv" in s else 900_000 if "resunits" in s else 50_000) for s in FINE}
 
 
 def environment(commit: str, dirty: bool = False) -> Environment:
@@ -194,3 +192,169 @@ def parity_run(
         environment=environment(commit),
         cases=tuple(cases),
     )
+
+
+def rtf_run(
+    run_id: str,
+    commit: str,
+    variant: str = "numpy:dtype=float32",
+    seed: int = 5,
+    started: str = "2026-01-02T00:00:00+00:00",
+    threads: int | None = None,
+) -> Run:
+    """An ``rtf`` run: three texts, series ``phases`` (tokenize, prefill, generate, vocoder), a memory pass."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for text, words in (("short", 13), ("medium", 53), ("long", 115)):
+        frames = words * 5
+        med = {
+            "tokenize": 20_000,
+            "prefill": 2_000_000,
+            "generate": 4_000_000 * frames // 10,
+            "vocoder": 3_000_000 * frames // 10,
+        }
+        stages = tuple(StageRecord(k, _samples(rng, v, 8, 0.02)) for k, v in med.items())
+        case = Case("tiny", (("text", text), ("words", words), ("frames", frames), ("seed", 0)))
+        memory = MemoryRecord(
+            baseline_rss_bytes=60 * 2**20,
+            rss_after_load_bytes=66 * 2**20,
+            peak_rss_bytes=(70 + frames // 50) * 2**20,
+            ru_maxrss_bytes=90 * 2**20,
+            weight_bytes=2 * 2**20,
+            passes=3,
+        )
+        cases.append(
+            CaseRecord(
+                variant=variant,
+                backend=variant.partition(":")[0],
+                options=(),
+                case=case,
+                series=(SeriesRecord("phases", True, 1, tuple(range(8)), stages),),
+                memory=memory,
+            )
+        )
+    return Run(
+        run_id=run_id,
+        suite="rtf",
+        status="complete",
+        started_utc=started,
+        finished_utc=started,
+        settings={"threads": threads, "memory_pass": True},
+        environment=environment(commit),
+        cases=tuple(cases),
+    )
+
+
+def streaming_run(
+    run_id: str,
+    commit: str,
+    variant: str = "numpy:dtype=float32",
+    seed: int = 6,
+    started: str = "2026-01-02T00:00:00+00:00",
+) -> Run:
+    """A ``streaming`` run: chunk sizes 1, 4 and 12 over 24 frames; first chunk slower than the gaps."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for chunk in (1, 4, 12):
+        n = -(-24 // chunk)
+        stages = tuple(
+            StageRecord(f"chunk_{i:02d}", _samples(rng, (8_000_000 if i == 0 else 0) + 3_000_000 * chunk, 10, 0.03))
+            for i in range(n)
+        )
+        case = Case("tiny", (("chunk_frames", chunk), ("frames", 24), ("seed", 0), ("text", "short")))
+        cases.append(
+            CaseRecord(
+                variant=variant,
+                backend=variant.partition(":")[0],
+                options=(),
+                case=case,
+                series=(SeriesRecord("stream", True, 1, tuple(range(10)), stages),),
+            )
+        )
+    return Run(
+        run_id=run_id,
+        suite="streaming",
+        status="complete",
+        started_utc=started,
+        finished_utc=started,
+        settings={"threads": None},
+        environment=environment(commit),
+        cases=tuple(cases),
+    )
+
+
+NUMPY = "numpy:dtype=float32"
+TORCH = "torch:device=cpu,dtype=float32"
+BASE_DAY = "2026-01-01T00:00:00+00:00"
+HEAD_DAY = "2026-01-02T00:00:00+00:00"
+
+
+def fixture_sets() -> dict[str, list[Run]]:
+    """The stored results the report tests render (written to ``tests/fixtures/report/<name>/``).
+
+    - ``base``: numpy and torch, both passing parity;
+    - ``head``: numpy's ``upsample_1`` 1.5x slower, torch unchanged but failing parity (NaN from
+      ``block_2.tconv``), plus RTF and streaming runs;
+    - ``same``: the base distributions again, fresh samples (no change anywhere).
+    """
+    return {
+        "base": [
+            stages_run(
+                "20260101T000000Z-stages-base",
+                "aaaa1111",
+                [stage_case(NUMPY, 1), stage_case(TORCH, 2, scale=0.8)],
+                BASE_DAY,
+            ),
+            parity_run(
+                "20260101T000000Z-parity-base", "aaaa1111", [parity_record(NUMPY), parity_record(TORCH)], BASE_DAY
+            ),
+        ],
+        "head": [
+            stages_run(
+                "20260102T000000Z-stages-head",
+                "bbbb2222",
+                [
+                    stage_case(NUMPY, 3, slow={"upsample_1": 1.5}, memory_peak=130 * 2**20),
+                    stage_case(TORCH, 4, scale=0.8),
+                ],
+                HEAD_DAY,
+            ),
+            parity_run(
+                "20260102T000000Z-parity-head",
+                "bbbb2222",
+                [parity_record(NUMPY), parity_record(TORCH, fail_stage="block_2.tconv")],
+                HEAD_DAY,
+            ),
+            rtf_run("20260102T000000Z-rtf-head", "bbbb2222", started=HEAD_DAY),
+            streaming_run("20260102T000000Z-streaming-head", "bbbb2222", started=HEAD_DAY),
+        ],
+        "same": [
+            stages_run(
+                "20260103T000000Z-stages-same",
+                "cccc3333",
+                [stage_case(NUMPY, 7), stage_case(TORCH, 8, scale=0.8)],
+                "2026-01-03T00:00:00+00:00",
+            ),
+            parity_run(
+                "20260103T000000Z-parity-same",
+                "cccc3333",
+                [parity_record(NUMPY), parity_record(TORCH)],
+                "2026-01-03T00:00:00+00:00",
+            ),
+        ],
+    }
+
+
+if __name__ == "__main__":  # python tests/synthetic_runs.py: rewrite tests/fixtures/report/
+    import shutil
+    from pathlib import Path
+
+    from perfkit.store.files import dumps_run
+
+    root = Path(__file__).parent / "fixtures" / "report"
+    for name, runs in fixture_sets().items():
+        shutil.rmtree(root / name, ignore_errors=True)
+        (root / name).mkdir(parents=True)
+        for run in runs:
+            (root / name / f"{run.run_id}.json").write_text(dumps_run(run))
+    print(f"wrote {root}")

@@ -9,7 +9,7 @@ pytest.importorskip("numba")
 
 from perfkit.backends.numba import activations as act  # noqa: E402
 from perfkit.backends.numba import conv  # noqa: E402
-from perfkit.backends.numba.linear import matmul  # noqa: E402
+from perfkit.backends.numba.linear import pgemm  # noqa: E402
 from perfkit.backends.numpy import layers  # noqa: E402
 
 DTYPES = [(np.float32, 1e-5), (np.float64, 1e-12)]
@@ -22,19 +22,21 @@ def rng() -> np.random.Generator:
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
-def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b):
-    a = rng.standard_normal((7, 9)).astype(dtype)
-    big = rng.standard_normal((30, 40)).astype(dtype)
-    b = big[2:11, 5:25]  # (9, 20) view, row stride 40
-    c_buf = rng.standard_normal((12, 33)).astype(dtype)
-    c = c_buf[3:10, 4:24]  # (7, 20) view, row stride 33
+@pytest.mark.parametrize("m,k,n,threads", [(7, 9, 20, 1), (70, 90, 60, 2), (40, 90, 130, 2)])
+def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b, m, k, n, threads):
+    """BLAS on views with row strides, accumulating; split over threads (by rows, or by columns) or not."""
+    a = rng.standard_normal((m, k)).astype(dtype)
+    big = rng.standard_normal((k + 5, n + 7)).astype(dtype)
+    b = big[2:2 + k, 5:5 + n]  # (k, n) view, row stride n + 7
+    c_buf = rng.standard_normal((m + 5, n + 13)).astype(dtype)
+    c = c_buf[3:3 + m, 4:4 + n]  # (m, n) view, row stride n + 13
     before, buf_before = c.copy(), c_buf.copy()
     a_arg = np.ascontiguousarray(a.T) if trans_a else a
     b_arg = np.ascontiguousarray(b.T) if trans_b else b
-    matmul(a_arg, b_arg, c, 1.0, trans_a, trans_b)
-    np.testing.assert_allclose(c, before + a @ b, rtol=0, atol=tol * 10)
+    pgemm(a_arg, b_arg, c, 1.0, trans_a, trans_b, threads)
+    np.testing.assert_allclose(c, before + a @ b, rtol=0, atol=tol * k)
     outside = np.ones(c_buf.shape, dtype=bool)
-    outside[3:10, 4:24] = False
+    outside[3:3 + m, 4:4 + n] = False
     np.testing.assert_array_equal(c_buf[outside], buf_before[outside])  # nothing outside the view is touched
 
 
@@ -50,7 +52,7 @@ def test_causal_conv(rng, dtype, tol, k, dilation, t):
     new_tail = tail.copy()
     y = np.empty((cout, t), dtype)
     xp = np.empty((cin, (k - 1) * dilation + t), dtype)
-    conv.causal_conv(x, np.ascontiguousarray(w.transpose(2, 0, 1)), b, new_tail, dilation, xp, y)
+    conv.causal_conv(x, np.ascontiguousarray(w.transpose(2, 0, 1)), b, new_tail, dilation, xp, y, 2)
     np.testing.assert_allclose(y, expected, rtol=0, atol=tol * 10)
     np.testing.assert_array_equal(new_tail, expected_tail)
 
@@ -67,7 +69,7 @@ def test_conv_transpose_col2im(rng, dtype, tol, k, stride, t):
     new_tail = tail.copy()
     y = np.empty((cout, t * stride), dtype)
     cols = np.empty((cout, k, t), dtype)
-    conv.conv_transpose(x, np.ascontiguousarray(w.reshape(cin, cout * k).T), b, stride, new_tail, cols, y)
+    conv.conv_transpose(x, np.ascontiguousarray(w.reshape(cin, cout * k).T), b, stride, new_tail, cols, y, 2)
     np.testing.assert_allclose(y, expected, rtol=0, atol=tol * 10)
     np.testing.assert_allclose(new_tail, expected_tail, rtol=0, atol=tol * 10)
 

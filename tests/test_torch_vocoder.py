@@ -71,8 +71,8 @@ def assert_stage_parity(outputs: dict[str, np.ndarray], refs: dict[str, np.ndarr
 def test_every_variant_is_listed_with_a_reason():
     cls = registry.get_backend_class("torch")
     infos = registry.describe_variants("torch")
-    combos = {(i.options["device"], i.options["dtype"], i.options["compile"]) for i in infos}
-    assert len(combos) == len(infos) == 2 * 3 * 2
+    combos = {(i.options["device"], i.options["dtype"], i.options["compile"], i.options["graphs"]) for i in infos}
+    assert len(combos) == len(infos) == 2 * 3 * 2 * 2
     assert cls.option_choices["device"][0] == "cpu" and cls.option_choices["dtype"][0] == "float32"
     assert cls.option_choices["compile"][0] == "off"
     for info in infos:
@@ -81,7 +81,10 @@ def test_every_variant_is_listed_with_a_reason():
             assert not info.available and "float16" in info.reason
         if info.options["device"] == "cuda" and not HAS_CUDA:
             assert not info.available and "CUDA" in info.reason
-    assert any(i.available for i in infos if i.options == {"device": "cpu", "dtype": "float32", "compile": "off"})
+        if info.options["device"] == "cpu" and info.options["graphs"] == "on" and info.options["dtype"] != "float16":
+            assert not info.available and "CUDA graphs" in info.reason
+    plain = {"device": "cpu", "dtype": "float32", "compile": "off", "graphs": "off"}
+    assert any(i.available for i in infos if i.options == plain)
 
 
 def test_cli_lists_torch_variants(cli):

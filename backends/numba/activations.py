@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import prange
 
-from .jit import elementwise_kernel, kernel
+from .jit import fma_kernel, kernel, parallel_fma_kernel, parallel_kernel
 
 SNAKE_EPS = 1e-9
 
@@ -51,32 +51,42 @@ def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[
     return a.astype(dtype), inv_b.astype(dtype)
 
 
-@elementwise_kernel
-def snake(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
-    """``out[c, t] = x[c, t] + inv_b[c] * sin(a[c] * x[c, t])**2`` for ``x, out (C, T)`` (may alias).
+@fma_kernel
+def snake_row(x: np.ndarray, a: float, inv_b: float, k: np.ndarray, out: np.ndarray) -> None:
+    """One channel: ``out[t] = x[t] + inv_b * sin(a * x[t])**2`` for ``x, out (T,)`` (may alias); serial, vectorized.
 
-    ``k = sin_constants(dtype)``. Parallel over channels, vectorized over time.
+    ``a, inv_b`` scalars of the dtype, ``k = sin_constants(dtype)`` (loaded into registers first).
     """
     two_over_pi, p1, p2, p3 = k[0], k[1], k[2], k[3]
     s0, s1, s2, s3, s4, s5 = k[4], k[5], k[6], k[7], k[8], k[9]
     half, one, two = k[10], k[11], k[12]
-    channels, length = x.shape
-    for c in prange(channels):
-        ac = a[c]
-        bc = inv_b[c]
-        for t in range(length):
-            xv = x[c, t]
-            r = ac * xv
-            n = np.floor(r * two_over_pi + half)
-            y = ((r - n * p1) - n * p2) - n * p3
-            z = y * y
-            s = y + y * z * (s0 + z * (s1 + z * (s2 + z * (s3 + z * (s4 + z * s5)))))
-            sq = s * s
-            odd = n - two * np.floor(n * half)
-            out[c, t] = xv + bc * (sq + odd * (one - two * sq))
+    for t in range(x.shape[0]):
+        xv = x[t]
+        r = a * xv
+        n = np.floor(r * two_over_pi + half)
+        y = ((r - n * p1) - n * p2) - n * p3
+        z = y * y
+        s = y + y * z * (s0 + z * (s1 + z * (s2 + z * (s3 + z * (s4 + z * s5)))))
+        sq = s * s
+        odd = n - two * np.floor(n * half)
+        out[t] = xv + inv_b * (sq + odd * (one - two * sq))
 
 
-@elementwise_kernel
+@kernel
+def snake_serial(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
+    """``out[c, t] = x[c, t] + inv_b[c] * sin(a[c] * x[c, t])**2`` for ``x, out (C, T)``, on the calling thread."""
+    for c in range(x.shape[0]):
+        snake_row(x[c], a[c], inv_b[c], k, out[c])
+
+
+@parallel_kernel
+def snake(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, k: np.ndarray, out: np.ndarray) -> None:
+    """:func:`snake_serial` with the channels spread over the threads."""
+    for c in prange(x.shape[0]):
+        snake_row(x[c], a[c], inv_b[c], k, out[c])
+
+
+@parallel_fma_kernel
 def gelu_inplace(x: np.ndarray) -> None:
     """Exact GELU on ``x (R, C)`` in place: ``x * (1 + erf(x / sqrt(2))) / 2`` (erf in float64)."""
     rows, cols = x.shape

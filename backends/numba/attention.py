@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numba import prange
 
 from .blas import gemm
-from .jit import kernel
+from .jit import kernel, parallel_kernel
 
 
 def rope_inv_freq(head_dim: int, theta: float) -> np.ndarray:
@@ -86,7 +87,7 @@ def kv_keep(k_all: np.ndarray, v_all: np.ndarray, cache_k: np.ndarray, cache_v: 
     return keep
 
 
-@kernel
+@parallel_kernel
 def causal_attention(qkv: np.ndarray, heads: int, k_all: np.ndarray, v_all: np.ndarray, total: int, pos0: int,
                      window: int, scores: np.ndarray, out: np.ndarray) -> None:
     """``out[t, h*d:(h+1)*d] = softmax_s(q_t . k_s / sqrt(d)) @ v`` over the keys query ``t`` may see.
@@ -95,15 +96,15 @@ def causal_attention(qkv: np.ndarray, heads: int, k_all: np.ndarray, v_all: np.n
     (``S = total``) end at the last query's position, so key ``s`` is at ``pos0 + T - S + s``; query
     head ``h`` reads key head ``h // (heads / Hkv)`` (GQA). Visible: ``p - W < key position <= p``
     (``W = window``; plain causal attention with ``W > S``). Per head, two BLAS GEMMs in the dtype
-    (``Q K^T`` and ``P V``, as the reference computes them) around a softmax with float64 sums;
-    ``scores (heads, T, >= S)`` scratch.
+    (``Q K^T`` and ``P V``, as the reference computes them) around a softmax with float64 sums; the
+    heads spread over the threads. ``scores (heads, T, >= S)`` scratch.
     """
     kv_heads, _, head_dim = k_all.shape
     rows = qkv.shape[0]
     groups = heads // kv_heads
     key0 = pos0 + rows - total  # position of key 0
     scale = 1.0 / math.sqrt(head_dim)
-    for h in range(heads):
+    for h in prange(heads):
         g = h // groups
         sc = scores[h, :, :total]
         gemm(qkv[:, h * head_dim:(h + 1) * head_dim], k_all[g, :total], sc, 0.0, False, True)

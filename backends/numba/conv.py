@@ -20,6 +20,7 @@ from numba import prange
 
 from .blas import gemm
 from .jit import kernel, parallel_kernel
+from .linear import PARALLEL_MIN_MACS, pgemm
 
 
 @kernel
@@ -37,9 +38,24 @@ def conv_taps(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int, y: np
         gemm(w[j], xp[:, j * dilation: j * dilation + length], y, 1.0)
 
 
+@parallel_kernel
+def conv_taps_parallel(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int, y: np.ndarray,
+                       threads: int) -> None:
+    """:func:`conv_taps` with the output channels split into one block per thread (``threads`` of them)."""
+    cout = y.shape[0]
+    if threads == 1 or cout * y.shape[1] * w.shape[0] * w.shape[2] < PARALLEL_MIN_MACS:
+        conv_taps(xp, w, b, dilation, y)
+        return
+    chunk = ((cout + threads - 1) // threads + 15) // 16 * 16
+    for i in prange((cout + chunk - 1) // chunk):
+        m0 = i * chunk
+        m1 = min(cout, m0 + chunk)
+        conv_taps(xp, w[:, m0:m1], b[m0:m1], dilation, y[m0:m1])
+
+
 @kernel
 def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, dilation: int,
-                xp: np.ndarray, y: np.ndarray) -> None:
+                xp: np.ndarray, y: np.ndarray, threads: int) -> None:
     """Causal Conv1d ``y (Cout, T)`` of ``x (Cin, T)``; ``tail (Cin, (k-1)*d)`` updated in place.
 
     ``xp (Cin, (k-1)*d + T)`` is scratch.
@@ -51,7 +67,7 @@ def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, d
             xp[c, i] = tail[c, i]
         for t in range(length):
             xp[c, pad + t] = x[c, t]
-    conv_taps(xp, w, b, dilation, y)
+    conv_taps_parallel(xp, w, b, dilation, y, threads)
     for c in range(x.shape[0]):  # the next chunk's look-back: the last `pad` columns of xp
         for i in range(pad):
             tail[c, i] = xp[c, length + i]
@@ -89,13 +105,13 @@ def col2im(cols: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray, y: np
 
 @kernel
 def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray,
-                   cols: np.ndarray, y: np.ndarray) -> None:
+                   cols: np.ndarray, y: np.ndarray, threads: int) -> None:
     """Causal ConvTranspose1d: ``x (Cin, T)``, ``w (Cout*k, Cin)`` (transposed at load), ``y (Cout, T*s)``.
 
-    ``cols (Cout, k, T)`` is scratch: ``cols = w @ x`` (one GEMM), then :func:`col2im`.
+    ``cols (Cout, k, T)`` is scratch: ``cols = w @ x`` (one GEMM, split over the threads), then :func:`col2im`.
     """
     cout, k, length = cols.shape
-    gemm(w, x, cols.reshape((cout * k, length)))
+    pgemm(w, x, cols.reshape((cout * k, length)), 0.0, False, False, threads)
     col2im(cols, b, stride, tail, y)
 
 

@@ -22,9 +22,9 @@ import numpy as np
 
 from .activations import silu_gate
 from .attention import causal_attention, kv_write, qk_norm_rope, rope_inv_freq, rope_table
-from .blas import gemm
 from .elementwise import fill_rows
 from .jit import kernel
+from .linear import pgemm
 from .norms import rms_norm_rows
 
 
@@ -107,7 +107,7 @@ def decoder_stack(x: np.ndarray, pos0: int, ln1: np.ndarray, qkv_w: np.ndarray, 
                   gate_up: np.ndarray, down: np.ndarray, norm: np.ndarray, inv_freq: np.ndarray,
                   heads: int, kv_heads: int, eps: float, k_cache: np.ndarray, v_cache: np.ndarray,
                   a: np.ndarray, qkv: np.ndarray, att: np.ndarray, gu: np.ndarray, m: np.ndarray,
-                  cos: np.ndarray, sin: np.ndarray, scores: np.ndarray, out: np.ndarray) -> None:
+                  cos: np.ndarray, sin: np.ndarray, scores: np.ndarray, out: np.ndarray, threads: int) -> None:
     """Every layer on ``x (T, D)`` (updated in place, the residual stream), then ``out = RMSNorm(x)``.
 
     ``k_cache, v_cache (L, kv, capacity, d)`` receive positions ``pos0 … pos0 + T - 1``; attention reads
@@ -124,19 +124,19 @@ def decoder_stack(x: np.ndarray, pos0: int, ln1: np.ndarray, qkv_w: np.ndarray, 
         rms_norm_rows(x, ln1[n], eps, a)
         if qkv_b.shape[1] > 0:
             fill_rows(qkv, qkv_b[n])
-            gemm(a, qkv_w[n], qkv, 1.0, False, True)
+            pgemm(a, qkv_w[n], qkv, 1.0, False, True, threads)
         else:
-            gemm(a, qkv_w[n], qkv, 0.0, False, True)
+            pgemm(a, qkv_w[n], qkv, 0.0, False, True, threads)
         qk_norm_rope(qkv, heads, kv_heads, q_norm[n], k_norm[n], eps, cos, sin)
         kv_write(qkv, nq, nq + nkv, k_cache[n], v_cache[n], pos0)
         causal_attention(qkv, heads, k_cache[n], v_cache[n], total, pos0, total + 1, scores, att)
-        gemm(att, o_w[n], x, 1.0, False, True)
+        pgemm(att, o_w[n], x, 1.0, False, True, threads)
         if o_b.shape[1] > 0:
             for t in range(rows):
                 for c in range(x.shape[1]):
                     x[t, c] += o_b[n, c]
         rms_norm_rows(x, ln2[n], eps, a)
-        gemm(a, gate_up[n], gu, 0.0, False, True)
+        pgemm(a, gate_up[n], gu, 0.0, False, True, threads)
         silu_gate(gu, m)
-        gemm(m, down[n], x, 1.0, False, True)
+        pgemm(m, down[n], x, 1.0, False, True, threads)
     rms_norm_rows(x, norm, eps, out)

@@ -24,6 +24,7 @@ from perfkit.model.prompt import Prompt
 from perfkit.model.sampling import group0_allowed
 
 from . import activations as act
+from .blas_threads import ensure_single_threaded_blas
 from .decoder import DecoderWeights, decoder_stack
 from .embeddings import add_codec_rows, embed_frame, gather_rows
 from .linear import linear
@@ -71,8 +72,10 @@ class NumbaGenerator(GeneratorRunner):
 
     # ------------------------------------------------------------------ building blocks
     def _set_threads(self) -> None:
+        """numba's thread count (per calling thread) and single-threaded BLAS (see :mod:`.blas_threads`)."""
         if self.threads is not None:
             numba.set_num_threads(self.threads)
+        ensure_single_threaded_blas()
 
     def embed_text(self, ids: np.ndarray, name: str) -> np.ndarray:
         """``(N,)`` text ids -> ``(N, H)``: ``fc2(silu(fc1(text_embedding[ids])))`` into buffer ``name``."""
@@ -105,7 +108,7 @@ class NumbaGenerator(GeneratorRunner):
                       ws.get(f"{name}.att", (t, nq)), ws.get(f"{name}.gu", (t, 2 * stack.intermediate)),
                       ws.get(f"{name}.m", (t, stack.intermediate)), ws.get(f"{name}.cos", (t, hd // 2)),
                       ws.get(f"{name}.sin", (t, hd // 2)),
-                      ws.get(f"{name}.scores", (stack.heads, t, pos0 + t)), out)
+                      ws.get(f"{name}.scores", (stack.heads, t, pos0 + t)), out, numba.get_num_threads())
         return out
 
     def _talker_logits(self, hidden_row: np.ndarray) -> np.ndarray:

@@ -1,5 +1,10 @@
 """How perfkit's numba kernels are compiled: one place for the ``njit`` flags.
 
+Threads: every parallel kernel uses numba's thread pool (``prange``); BLAS is called from
+inside those kernels single-threaded (:mod:`.blas_threads`), one GEMM per thread on its own slice
+(:func:`.linear.pgemm`), so exactly one pool of threads runs at any time: no oversubscription, no
+two pools spinning against each other on a small machine.
+
 Every kernel is cached on disk (``cache=True``: the first process compiles, later ones load the
 machine code; the compile cost shows up as the measurement engine's first-call time, never in a
 sample). ``nogil`` lets a caller overlap kernels with other Python threads.
@@ -34,6 +39,11 @@ def parallel_kernel(fn: F) -> F:
     return numba.njit(cache=True, nogil=True, parallel=True)(fn)
 
 
-def elementwise_kernel(fn: F) -> F:
+def fma_kernel(fn: F) -> F:
+    """A serial elementwise kernel with FMA contraction (see the module docstring)."""
+    return numba.njit(cache=True, nogil=True, fastmath=set(ELEMENTWISE_FASTMATH))(fn)
+
+
+def parallel_fma_kernel(fn: F) -> F:
     """A parallel elementwise kernel with FMA contraction (see the module docstring)."""
     return numba.njit(cache=True, nogil=True, parallel=True, fastmath=set(ELEMENTWISE_FASTMATH))(fn)

@@ -31,6 +31,7 @@ from . import attention as attn
 from . import conv, norms
 from . import elementwise as ew
 from . import snake_conv as sc
+from .blas_threads import ensure_single_threaded_blas
 from .codebooks import gather_codebooks
 from .linear import linear, linear_t
 from .workspace import Workspace
@@ -181,6 +182,7 @@ class NumbaVocoder(VocoderRunner):
     def run_stage(self, stage: str, x: np.ndarray, state: State) -> np.ndarray:
         if self.threads is not None:  # numba's thread count is per calling thread
             numba.set_num_threads(self.threads)
+        ensure_single_threaded_blas()  # numba's threads are the only pool (see .blas_threads)
         return self._stage_fns[stage](x, state)
 
     def warmup(self) -> None:
@@ -224,7 +226,7 @@ class NumbaVocoder(VocoderRunner):
         tail = self._state_array(state, name, (cin, k - 1))
         xp = self.ws.get("conv.xp", (cin, k - 1 + x.shape[1]))
         out = self.ws.get(f"out.{name}", (cout, x.shape[1]))
-        conv.causal_conv(x, w, b, tail, 1, xp, out)
+        conv.causal_conv(x, w, b, tail, 1, xp, out, numba.get_num_threads())
         return out
 
     def pre_transformer(self, x: np.ndarray, state: State) -> np.ndarray:
@@ -288,7 +290,7 @@ class NumbaVocoder(VocoderRunner):
         cols = ws.get("tconv.cols", (d, k, t))
         y = ws.get("up.y", (d, length))
         tail = self._state_array(state, f"upsample_{i}.tconv", (d, k - ratio))
-        conv.conv_transpose(x, u["tconv"], u["tconv_b"], ratio, tail, cols, y)
+        conv.conv_transpose(x, u["tconv"], u["tconv_b"], ratio, tail, cols, y, numba.get_num_threads())
         h = ws.get("up.h", (length, d))
         dw_tail = self._state_array(state, f"upsample_{i}.dwconv", (d, u["dw"].shape[1] - 1))
         conv.depthwise_conv_time_major(y, u["dw"], u["dw_b"], dw_tail, h)
@@ -314,26 +316,30 @@ class NumbaVocoder(VocoderRunner):
         cols = self.ws.get("tconv.cols", (cout, k, t))
         tail = self._state_array(state, f"block_{i}.tconv", (cout, k - rate))
         out = self.ws.get(f"out.block_{i}.tconv", (cout, t * rate))
-        conv.conv_transpose(s, blk["tconv"], blk["tconv_b"], rate, tail, cols, out)
+        conv.conv_transpose(s, blk["tconv"], blk["tconv_b"], rate, tail, cols, out, numba.get_num_threads())
         return out
 
     def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
-        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9."""
+        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9.
+
+        Ping-pong: ``x -> out -> tmp -> out`` (each unit reads one buffer and writes the other).
+        """
         x = self._input(x)
         c, length = x.shape
         out = self.ws.get(f"out.block_{i}.resunits", (c, length))
+        tmp = self.ws.get("res.tmp", (c, length))
         tile = self._tile(c)
-        acc = self.ws.get("res.acc", (c, tile))
-        src = x
+        threads = numba.get_num_threads()
+        acc = self.ws.get("res.acc", (threads, c, tile))
         for u, (unit, dilation) in enumerate(zip(self.blocks[i]["units"], RESIDUAL_DILATIONS, strict=True)):
+            src, dst = (x, out) if u == 0 else ((out, tmp) if u == 1 else (tmp, out))
             k = unit["w1"].shape[0]
             pad = (k - 1) * dilation
             tail = self._state_array(state, f"block_{i}.res{u}", (c, pad))
-            hbuf = self.ws.get("res.h", (c, pad + tile))
+            h = self.ws.get("res.h", (threads, c, pad + tile))
             (a1, ib1), (a2, ib2) = unit["act1"], unit["act2"]
-            sc.residual_unit(src, out, u == 0, a1, ib1, unit["w1"], unit["b1"], dilation,
-                             a2, ib2, unit["w2"], unit["b2"], self.sin_k, tail, hbuf, acc)
-            src = out
+            sc.residual_unit(src, dst, a1, ib1, unit["w1"], unit["b1"], dilation,
+                             a2, ib2, unit["w2"], unit["b2"], self.sin_k, tail, h, acc)
         return out
 
     def final(self, x: np.ndarray, state: State) -> np.ndarray:
@@ -344,9 +350,9 @@ class NumbaVocoder(VocoderRunner):
         k = w.shape[0]
         tail = self._state_array(state, "final", (c, k - 1))
         tile = self._tile(c)
-        hbuf = self.ws.get("res.h", (c, k - 1 + tile))
+        h = self.ws.get("res.h", (numba.get_num_threads(), c, k - 1 + tile))
         y = self.ws.get("final.y", (1, length))
-        sc.snake_conv(x, self.final_act[0], self.final_act[1], self.sin_k, w, b, 1, tail, hbuf, y)
+        sc.snake_conv(x, self.final_act[0], self.final_act[1], self.sin_k, w, b, 1, tail, h, y)
         out = self.ws.get("out.final", (length,))
         ew.clip_row(y, out, -1.0, 1.0)
         return out

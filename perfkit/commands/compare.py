@@ -68,8 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--suite",
         action="append",
         metavar="SUITE",
-        help=f"suite to run, repeatable; 'all' = {', '.join(ALL_SUITES)} "
-        f"(default: {', '.join(DEFAULT_SUITES)})",
+        help=f"suite to run, repeatable; 'all' = {', '.join(ALL_SUITES)} (default: {', '.join(DEFAULT_SUITES)})",
     )
     p.add_argument(
         "--frames",
@@ -96,16 +95,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, metavar="S", help="measuring seconds per variant and case")
     p.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per series")
     p.add_argument("--max-samples", type=int, metavar="N", help="maximum samples per series")
-    p.add_argument(
-        "--timeout", type=float, default=600.0, metavar="S", help="seconds per worker request (600)"
-    )
-    p.add_argument(
-        "--no-memory", dest="memory", action="store_false", help="skip the stages suite's memory pass"
-    )
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per worker request (600)")
+    p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the stages suite's memory pass")
     p.add_argument("--results", default=DEFAULT_RESULTS_DIR, metavar="DIR", help="where the runs are stored")
-    p.add_argument(
-        "--reports", default=DEFAULT_REPORTS_DIR, metavar="DIR", help="where the report is written"
-    )
+    p.add_argument("--reports", default=DEFAULT_REPORTS_DIR, metavar="DIR", help="where the report is written")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="write no plots")
     p.add_argument("--title", default="", help="report title")
     p.add_argument(
@@ -129,9 +122,7 @@ class CompareObserver(Observer):
     def case_started(self, case: Case, variants: Sequence[str]) -> None:
         for task in self.tasks.values():
             self.progress.remove_task(task)
-        self.tasks = {
-            v: self.progress.add_task(self._desc(case, v, "waiting"), total=self.max) for v in variants
-        }
+        self.tasks = {v: self.progress.add_task(self._desc(case, v, "waiting"), total=self.max) for v in variants}
 
     def variant_setup(self, case: Case, variant: str) -> None:
         what = "checking" if self.suite == "parity" else "loading"
@@ -147,15 +138,9 @@ class CompareObserver(Observer):
         task = self.tasks[variant]
         label = "[green]done[/green]" if failure is None else f"[red]{escape(failure.kind)}[/red]"
         if self.suite == "parity":
-            label = (
-                "[green]parity ok[/green]" if failure is None else f"[red]parity {escape(failure.kind)}[/red]"
-            )
-        self.progress.update(
-            task,
-            description=self._desc(case, variant, label),
-            total=self.progress.tasks[task].completed or 1,
-            completed=self.progress.tasks[task].completed or 1,
-        )
+            label = "[green]parity ok[/green]" if failure is None else f"[red]parity {escape(failure.kind)}[/red]"
+        done = next((t.completed for t in self.progress.tasks if t.id == task), 0) or 1
+        self.progress.update(task, description=self._desc(case, variant, label), total=done, completed=done)
 
     def memory_started(self, case: Case, variant: str) -> None:
         self.progress.update(self.tasks[variant], description=self._desc(case, variant, "memory pass"))
@@ -287,9 +272,7 @@ def run(args: argparse.Namespace) -> int:
     plans = build_plans(args)
     skipped = {s.variant: s.reason for p in plans for s in p.skipped}
     for variant, reason in skipped.items():
-        err.print(
-            f"[yellow]skipped {escape(variant)}: {escape(reason)}[/yellow]", highlight=False, soft_wrap=True
-        )
+        err.print(f"[yellow]skipped {escape(variant)}: {escape(reason)}[/yellow]", highlight=False, soft_wrap=True)
     if not any(p.variants for p in plans):
         raise BackendUnavailable(
             "no backend variant can run here: " + "; ".join(f"{v}: {r}" for v, r in skipped.items())
@@ -344,9 +327,7 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"result: {p}", highlight=False, soft_wrap=True)
     out.print(f"report: {md_path}", highlight=False, soft_wrap=True)
     if report.plots:
-        out.print(
-            f"plots:  {directory / 'plots'} ({len(report.plots)} files)", highlight=False, soft_wrap=True
-        )
+        out.print(f"plots:  {directory / 'plots'} ({len(report.plots)} files)", highlight=False, soft_wrap=True)
     if interrupted:
         err.print("interrupted: the completed measurements are stored", highlight=False)
         return 130

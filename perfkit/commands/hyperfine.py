@@ -43,6 +43,7 @@ from ..tools.hyperfine import (
     VariantParts,
     build_command,
     case_records,
+    check_benchmarks,
     command_details,
     find_hyperfine,
     load_json,
@@ -160,7 +161,9 @@ def select(args: argparse.Namespace, workdir: Path) -> Selection:
     if not chosen and not args.commands:
         raise InputError("nothing to time: give NAME=COMMAND arguments, or --vocode/--synth BACKENDS")
     if not chosen:
-        return Selection(tuple(Benchmark.parse(c) for c in args.commands), {}, (), CUSTOM_CASE)
+        benchmarks = tuple(Benchmark.parse(c) for c in args.commands)
+        check_benchmarks(benchmarks)
+        return Selection(benchmarks, {}, (), CUSTOM_CASE)
     if args.shell is not None:
         raise InputError("--shell applies to NAME=COMMAND arguments; --vocode/--synth run without a shell")
     selection = shorthand(chosen[0], getattr(args, chosen[0]), args, workdir)
@@ -187,9 +190,9 @@ def run(args: argparse.Namespace) -> int:
     out, err = Console(soft_wrap=True), Console(stderr=True, soft_wrap=True)
     if args.runs < 2 or args.warmup < 0:
         HyperfineOptions(warmup=args.warmup, runs=args.runs)  # raises the InputError that says why
-    exe = find_hyperfine()
     with tempfile.TemporaryDirectory(prefix="perfkit-hyperfine-") as work:
-        sel = select(args, Path(work))
+        sel = select(args, Path(work))  # bad arguments are reported first, whether or not hyperfine is here
+        exe = find_hyperfine()
         options = HyperfineOptions(warmup=args.warmup, runs=args.runs,
                                    shell="none" if sel.variants else args.shell)
         for s in sel.skipped:

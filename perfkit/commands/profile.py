@@ -80,8 +80,8 @@ def build_request(args: argparse.Namespace) -> ProfileRequest:
 
 
 def run(args: argparse.Namespace) -> int:
+    request = build_request(args)  # bad arguments are reported first, whether or not py-spy is here
     exe = find_pyspy()  # a missing py-spy is reported before anything is loaded
-    request = build_request(args)
     out = Console(soft_wrap=True)
     err = Console(stderr=True, soft_wrap=True)
     err.print(f"profiling {request.backend.label} on {request.suite}/{request.case.name}: loading and "

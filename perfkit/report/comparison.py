@@ -545,13 +545,13 @@ def _summary_table(rows: Sequence[SummaryRow], baseline: str, vocoder: dict) -> 
             [
                 md(r.variant),
                 INVALID if r.invalid else r.parity,
-                units.number(r.total_ms, 3),
-                units.number(r.spread_ms, 3),
+                units.ms(r.total_ms * 1e6 if r.total_ms is not None else None),
+                units.ms(r.spread_ms * 1e6 if r.spread_ms is not None else None),
                 units.ratio(r.speedup),
                 speedup_interval(c) if c else "-",
                 md(r.verdict) or "-",
-                units.number(r.rtf, 4),
-                units.number(1 / r.rtf, 1) if r.rtf else "-",
+                units.rtf(r.rtf),
+                units.rtf(1 / r.rtf) if r.rtf else "-",
                 units.number(r.peak_rss_mib, 1),
             ]
         )

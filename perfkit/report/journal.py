@@ -137,7 +137,7 @@ def _runs_list(entries: Sequence[JournalEntry]) -> str:
     lines = []
     for e in entries:
         for r in e.results.runs:
-            lines.append(f"- {md(e.label)}: `{md(r.run_id)}` ({md(r.suite)}, {md(r.status)})")
+            lines.append(f"- {md(e.label)}: {md(r.run_id)} ({md(r.suite)}, {md(r.status)})")
     return "\n".join(lines)
 
 

@@ -30,13 +30,16 @@ def journal_plots(
                 continue
             s = summarize(total.samples_ns)
             points.append(plots.Band(float(i), s.median / 1e6, s.q1 / 1e6, s.q3 / 1e6))
-        series[key_heading(key).replace("\\", "")] = points
+        if sum(p is not None for p in points) >= 2:  # a line needs two entries
+            series[key_heading(key).replace("\\", "")] = points
     links: list[Plot] = []
     paths: list[Path] = []
     if series:
         written = plots.history_line([e.label for e in entries], series, directory, "history")
         paths += written
-        links.append(Plot("Total time across entries (median, IQR band)", link_prefix + written[0].name))
+        links.append(
+            Plot("Total time across entries, relative to the first (median, IQR band)", link_prefix + written[0].name)
+        )
     base, head = per_entry[-2], per_entry[-1]
     stage_keys = [k for k in sorted(set(base) & set(head)) if k[0] == "stages"]
     for n, key in enumerate(stage_keys):

@@ -188,18 +188,14 @@ def memory_bars(
     left = [0.0] * len(rows)
     for p, (part, color) in enumerate(parts):
         widths = [max(0.0, values[v][c][p]) for c, v in rows]
-        bars = ax.barh(
-            range(len(rows)), widths, left=left, color=color, edgecolor="white", linewidth=0.5, label=part
-        )
+        bars = ax.barh(range(len(rows)), widths, left=left, color=color, edgecolor="white", linewidth=0.5, label=part)
         for bar, (_, v) in zip(bars, rows, strict=True):
             if v in invalid:
                 bar.set_hatch(INVALID_HATCH)
         left = [a + w for a, w in zip(left, widths, strict=True)]
     for y, total in enumerate(left):
         ax.text(total, y, f" {total:.1f}", va="center", fontsize=8)
-    ax.set_yticks(
-        range(len(rows)), [f"{plot_text(c, 40)} · {_label(v, v in invalid)}" for c, v in rows], fontsize=8
-    )
+    ax.set_yticks(range(len(rows)), [f"{plot_text(c, 40)} · {_label(v, v in invalid)}" for c, v in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("peak RSS (MiB) = baseline + weights + working")
     ax.set_title("Peak memory by configuration")
@@ -244,22 +240,24 @@ def history_line(
     directory: str | os.PathLike[str],
     stem: str = "history",
 ) -> list[Path]:
-    """Total time (ms, median with IQR band) of each case across the journal's entries (commits)."""
-    fig = Figure(figsize=(max(6.0, 0.9 * len(labels) + 3), 4.5))
+    """Total time of each case across the journal's entries (commits), relative to the case's first
+    measured entry (median with IQR band; below 1 is faster), so cases of any size share one axis."""
+    fig = Figure(figsize=(max(7.0, 0.9 * len(labels) + 5), 4.5))
     ax = fig.add_subplot()
     for (name, points), color in zip(series.items(), _colors(len(series)), strict=True):
         pts = [(i, p) for i, p in enumerate(points) if p is not None]
-        if not pts:
+        if not pts or pts[0][1].median <= 0:
             continue
+        ref = pts[0][1].median
         xs = [i for i, _ in pts]
-        ax.plot(xs, [p.median for _, p in pts], marker="o", color=color, label=plot_text(name, 70))
+        ax.plot(xs, [p.median / ref for _, p in pts], marker="o", color=color, label=plot_text(name, 70))
         ax.fill_between(
-            xs, [p.low for _, p in pts], [p.high for _, p in pts], color=color, alpha=0.2, linewidth=0
+            xs, [p.low / ref for _, p in pts], [p.high / ref for _, p in pts], color=color, alpha=0.2, linewidth=0
         )
+    ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
     ax.set_xticks(range(len(labels)), [plot_text(x, 24) for x in labels], rotation=20, ha="right")
-    ax.set_ylabel("total time (ms, median)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel("total time / first entry's (lower is faster)")
     ax.set_title("History across entries")
-    ax.legend(fontsize="small", frameon=False)
+    ax.legend(fontsize="small", frameon=False, bbox_to_anchor=(1.01, 1.0), loc="upper left")
     ax.grid(alpha=0.3)
     return _save(fig, directory, stem)

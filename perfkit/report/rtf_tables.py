@@ -78,8 +78,8 @@ def rtf_rows(cases: Sequence[CaseRecord], validity: Validity) -> list[list[str]]
                 units.ms(total.median),
                 units.ms(total.std if total.n > 1 else None),
                 units.seconds(audio),
-                units.number(wall_s / audio if audio else None),
-                units.number(audio / wall_s if audio and wall_s else None, 2),
+                units.rtf(wall_s / audio if audio else None),
+                units.rtf(audio / wall_s if audio and wall_s else None),
                 units.number(frames / wall_s if wall_s else None, 1),
                 units.mib(peak, 0),
                 *phases,
@@ -129,7 +129,7 @@ def rtf_sweep_table(runs: Sequence[Run], validity: Validity) -> str:
             rtf = summarize(timing.total.samples_ns).median / 1e9 / audio
             key = (case.variant, str(case.case.param("text", "-")), int(case.case.param("frames", 0)))
             mark = f" {INVALID}" if validity.status(case.variant, case.case.preset).invalid else ""
-            cells.setdefault(key, {})[t] = units.number(rtf) + mark
+            cells.setdefault(key, {})[t] = units.rtf(rtf) + mark
     if len(threads) < 2:
         return ""
     threads = sorted(threads, key=lambda t: (not t.isdigit(), int(t) if t.isdigit() else 0, t))
@@ -162,9 +162,9 @@ def rtf_delta_table(pairs: Sequence[tuple[CaseRecord, CaseRecord]], invalid: str
                 units.ratio(c.speedup),
                 speedup_interval(c),
                 invalid or verdict_cell(c.verdict),
-                units.number(c.base_median / 1e9 / audio if audio else None),
-                units.number(c.head_median / 1e9 / audio if audio else None),
-                units.number(audio / (c.head_median / 1e9) if audio else None, 2),
+                units.rtf(c.base_median / 1e9 / audio if audio else None),
+                units.rtf(c.head_median / 1e9 / audio if audio else None),
+                units.rtf(audio / (c.head_median / 1e9) if audio else None),
             ]
         )
     if not rows:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..store.files import DEFAULT_RESULTS_DIR, Unreadable, load_run, load_runs
-from ..store.pytest_benchmark import is_pytest_benchmark, run_from_pytest_benchmark
+from ..store.pytest_benchmark import is_pytest_benchmark, runs_from_pytest_benchmark
 from ..store.records import Run
 from ..store.schema import ResultFileError
 
@@ -62,16 +62,16 @@ class ResultSet:
         return bool(self.runs)
 
 
-def _load_file(path: Path) -> Run:
+def _load_file(path: Path) -> list[Run]:
     try:
-        return load_run(path)
+        return [load_run(path)]
     except ResultFileError:
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError):
             raise
         if is_pytest_benchmark(doc):
-            return run_from_pytest_benchmark(doc, str(path))
+            return runs_from_pytest_benchmark(doc, str(path))
         raise
 
 
@@ -104,7 +104,7 @@ def load_results(refs: Sequence[str], results_dir: str | os.PathLike[str] = DEFA
                 raise InputError(f"{ref}: no readable result files in this directory")
         elif p.is_file():
             try:
-                runs.append(_load_file(p))
+                runs.extend(_load_file(p))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise ResultFileError(f"{p}: cannot read ({exc})") from None
             sources.append(str(p))

@@ -121,3 +121,13 @@ def small(x: float | None) -> str:
     if x == 0 or abs(x) >= 1e-4:  # type: ignore[operator]
         return f"{x:.6f}"
     return f"{x:.1e}"
+
+
+def rtf(x: float | None) -> str:
+    """A real-time factor (or its inverse): three decimals from 0.1 up (``0.660``, ``1.423``), three
+    significant digits below (``0.00906``)."""
+    if _missing(x):
+        return DASH
+    if math.isinf(x):  # type: ignore[arg-type]
+        return "inf"
+    return f"{x:.3f}" if abs(x) >= 0.1 else f"{x:.3g}"  # type: ignore[arg-type]

@@ -20,8 +20,9 @@ other run. Mapping:
   ``extra_info.parity_metrics`` (SNR, correlation, max abs diff, NMSE, failure, dtype, reference) become a
   parity record per (variant, case) in ``settings["parity"]`` (the ``e2e`` ``decode`` benchmark's
   metrics as the waveform), so journals print the parity line for imported runs too;
-- the run id is derived from the file's ``datetime`` and a hash of its content: importing a file twice
-  gives the same run.
+- one run per perfkit ``suite`` named in the benchmarks (``pytest-benchmark`` for the others); run ids
+  come from the file's ``datetime``, the suite and a hash of the file's content: importing a file twice
+  gives the same runs.
 """
 
 from __future__ import annotations
@@ -32,12 +33,14 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
 from ..interface import Variant
 from ..measure.environment import Environment
 from ..measure.parity import ParityResult, tolerance_for
+from .files import safe_name
 from .parity_records import ParityRecord, StageParity, decode_float
 from .records import (
     CASE_FAILED,
@@ -86,8 +89,7 @@ def _environment(doc: Mapping[str, Any], captured: str) -> Environment:
     return Environment(
         captured_utc=captured,
         hostname=text(machine.get("node")),
-        platform=" ".join(x for x in (text(machine.get("system")), text(machine.get("release"))) if x)
-        or None,
+        platform=" ".join(x for x in (text(machine.get("system")), text(machine.get("release"))) if x) or None,
         cpu_model=text(cpu.get("brand_raw")) or text(machine.get("processor")),
         cpu_count_logical=cpu.get("count") if isinstance(cpu.get("count"), int) else None,
         python_version=text(machine.get("python_version")),
@@ -129,26 +131,27 @@ def _case_key(bench: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[str, 
     return variant, Case(preset, params)
 
 
-def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-benchmark") -> Run:
-    """The run a pytest-benchmark document describes (see the module docstring)."""
-    if not is_pytest_benchmark(doc):
-        raise ResultFileError(f"{where}: not a pytest-benchmark file (no 'benchmarks' / 'machine_info')")
-    stamp, iso = _stamp(str(doc.get("datetime", "")))
-    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
+@dataclass(frozen=True)
+class _Bench:
+    suite: str
+    key: tuple[str, Case]
+    series: str
+    stage: str
+    samples: tuple[int, ...]
+    loops: int
+    parity_failure: str | None
+    parity_metrics: Mapping[str, Any] | None
+
+
+def _benches(doc: Mapping[str, Any], where: str) -> tuple[list[_Bench], list[str]]:
+    out: list[_Bench] = []
     warnings: list[str] = []
-    groups: dict[tuple[str, Case], dict[str, list[tuple[str, tuple[int, ...], int]]]] = {}
-    parity: dict[tuple[str, Case], str] = {}
-    metrics: dict[tuple[str, Case], list[tuple[str, str, Mapping[str, Any]]]] = {}
-    suites: set[str] = set()
     for i, bench in enumerate(doc["benchmarks"]):
         w = f"{where}: benchmarks[{i}]"
         if not isinstance(bench, Mapping) or not isinstance(bench.get("stats"), Mapping):
             raise ResultFileError(f"{w}: not a benchmark object with stats")
         extra = bench.get("extra_info") if isinstance(bench.get("extra_info"), Mapping) else {}
-        key = _case_key(bench, extra)
         name = str(bench.get("name") or f"benchmark_{i}")
-        series = str(extra.get("series") or name)
-        stage = str(extra.get("stage") or name)
         samples, raw = _samples(bench["stats"], w)
         if not raw:
             warnings.append(
@@ -156,68 +159,103 @@ def run_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-bench
                 "the median stands in as one sample"
             )
         iterations = bench["stats"].get("iterations", 1)
-        loops = iterations if isinstance(iterations, int) and iterations > 0 else 1
-        groups.setdefault(key, {}).setdefault(series, []).append((stage, samples, loops))
-        suites.add(str(extra.get("suite") or SUITE))
-        if extra.get("parity_passed") is False:
-            parity[key] = str(extra.get("parity") or "parity check failed")
-        if isinstance(extra.get("parity_metrics"), Mapping):
-            metrics.setdefault(key, []).append((series, stage, extra["parity_metrics"]))
-    cases: list[CaseRecord] = []
-    for (variant, case), by_series in groups.items():
-        series_records: list[SeriesRecord] = []
-        for name, stages in by_series.items():
-            counts = {len(s[1]) for s in stages}
-            names = [s[0] for s in stages]
-            if len(counts) == 1 and len(set(names)) == len(names):
-                n = counts.pop()
-                series_records.append(
-                    SeriesRecord(
-                        name,
-                        name != "e2e",
-                        stages[0][2],
-                        tuple(range(n)),
-                        tuple(StageRecord(s, tuple(v)) for s, v, _ in stages),
-                    )
-                )
-            else:
-                for s, v, loops in stages:
-                    series_records.append(
-                        SeriesRecord(
-                            f"{name}:{s}", False, loops, tuple(range(len(v))), (StageRecord(s, tuple(v)),)
-                        )
-                    )
-        try:
-            parsed = Variant.parse(variant)
-        except InputError:
-            parsed = Variant(variant)
-        failure = parity.get((variant, case))
-        cases.append(
-            CaseRecord(
-                variant=variant,
-                backend=parsed.backend,
-                options=parsed.options,
-                case=case,
-                status=CASE_FAILED if failure else CASE_OK,
-                failures=(Failure("error", "parity", f"parity: {failure}"),) if failure else (),
-                series=tuple(series_records),
+        failure = str(extra.get("parity") or "parity check failed") if extra.get("parity_passed") is False else None
+        metrics = extra.get("parity_metrics") if isinstance(extra.get("parity_metrics"), Mapping) else None
+        out.append(
+            _Bench(
+                str(extra.get("suite") or SUITE),
+                _case_key(bench, extra),
+                str(extra.get("series") or name),
+                str(extra.get("stage") or name),
+                samples,
+                iterations if isinstance(iterations, int) and iterations > 0 else 1,
+                failure,
+                metrics,
             )
         )
-    suite = suites.pop() if len(suites) == 1 else SUITE
-    records = [_parity_record(v, c, items, f"{where}: parity of {v}") for (v, c), items in metrics.items()]
-    return Run(
-        run_id=f"{stamp}-{SUITE}-{digest}",
-        suite=suite,
-        status=RUN_COMPLETE,
-        started_utc=iso,
-        finished_utc=iso,
-        perfkit_version="",
-        command=("pytest-benchmark", where),
-        settings={"imported_from": SUITE, **({"parity": [r.to_dict() for r in records]} if records else {})},
-        environment=_environment(doc, iso),
-        warnings=tuple(dict.fromkeys(warnings)),
-        cases=tuple(cases),
-    )
+    return out, warnings
+
+
+def _series_records(stages: list[_Bench], name: str) -> list[SeriesRecord]:
+    """One series when its stages are distinct and equally sampled, else one series per benchmark."""
+    counts = {len(b.samples) for b in stages}
+    names = [b.stage for b in stages]
+    if len(counts) == 1 and len(set(names)) == len(names):
+        n = counts.pop()
+        return [
+            SeriesRecord(
+                name,
+                name != "e2e",
+                stages[0].loops,
+                tuple(range(n)),
+                tuple(StageRecord(b.stage, b.samples) for b in stages),
+            )
+        ]
+    return [
+        SeriesRecord(
+            f"{name}:{b.stage}", False, b.loops, tuple(range(len(b.samples))), (StageRecord(b.stage, b.samples),)
+        )
+        for b in stages
+    ]
+
+
+def runs_from_pytest_benchmark(doc: Mapping[str, Any], where: str = "pytest-benchmark") -> list[Run]:
+    """The runs a pytest-benchmark document describes, one per perfkit suite named in its benchmarks
+    (see the module docstring), in suite-name order."""
+    if not is_pytest_benchmark(doc):
+        raise ResultFileError(f"{where}: not a pytest-benchmark file (no 'benchmarks' / 'machine_info')")
+    stamp, iso = _stamp(str(doc.get("datetime", "")))
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:6]
+    benches, warnings = _benches(doc, where)
+    runs = []
+    for suite in sorted({b.suite for b in benches}):
+        mine = [b for b in benches if b.suite == suite]
+        groups: dict[tuple[str, Case], dict[str, list[_Bench]]] = {}
+        for b in mine:
+            groups.setdefault(b.key, {}).setdefault(b.series, []).append(b)
+        cases: list[CaseRecord] = []
+        records: list[ParityRecord] = []
+        for (variant, case), by_series in groups.items():
+            series = [r for name, stages in by_series.items() for r in _series_records(stages, name)]
+            try:
+                parsed = Variant.parse(variant)
+            except InputError:
+                parsed = Variant(variant)
+            all_b = [b for stages in by_series.values() for b in stages]
+            failure = next((b.parity_failure for b in all_b if b.parity_failure), None)
+            cases.append(
+                CaseRecord(
+                    variant=variant,
+                    backend=parsed.backend,
+                    options=parsed.options,
+                    case=case,
+                    status=CASE_FAILED if failure else CASE_OK,
+                    failures=(Failure("error", "parity", f"parity: {failure}"),) if failure else (),
+                    series=tuple(series),
+                )
+            )
+            items = [(b.series, b.stage, b.parity_metrics) for b in all_b if b.parity_metrics is not None]
+            if items:
+                records.append(_parity_record(variant, case, items, f"{where}: parity of {variant}"))
+        settings: dict[str, Any] = {"imported_from": SUITE}
+        if records:
+            settings["parity"] = [r.to_dict() for r in records]
+        runs.append(
+            Run(
+                run_id=f"{stamp}-{SUITE}-{safe_name(suite)}-{digest}",
+                suite=suite,
+                status=RUN_COMPLETE,
+                started_utc=iso,
+                finished_utc=iso,
+                perfkit_version="",
+                command=("pytest-benchmark", where),
+                settings=settings,
+                environment=_environment(doc, iso),
+                warnings=tuple(dict.fromkeys(warnings)),
+                cases=tuple(cases),
+            )
+        )
+    return runs
 
 
 def _parity_record(
@@ -234,8 +272,7 @@ def _parity_record(
         tol = tolerance_for(dtype)
         try:
             values = [
-                decode_float(m.get(k, "nan"), f"{where}.{k}")
-                for k in ("snr_db", "correlation", "max_abs_diff", "nmse")
+                decode_float(m.get(k, "nan"), f"{where}.{k}") for k in ("snr_db", "correlation", "max_abs_diff", "nmse")
             ]
         except RecordError as exc:
             raise ResultFileError(str(exc)) from None

@@ -102,16 +102,21 @@ class HyperfineOptions:
         return {"warmup": self.warmup, "runs": self.runs, "shell": self.shell}
 
 
-def build_command(executable: str, benchmarks: Sequence[Benchmark], options: HyperfineOptions,
-                  export_json: str | Path, export_markdown: str | Path) -> list[str]:
-    """The hyperfine argument list: options, exports, one ``--command-name`` per benchmark, then ``--``
-    and the commands (one argument each, so a command starting with ``-`` is not taken for an option)."""
+def check_benchmarks(benchmarks: Sequence[Benchmark]) -> None:
+    """:class:`InputError` unless there is at least one benchmark and every name is unique."""
     if not benchmarks:
         raise InputError("nothing to benchmark: give at least one NAME=COMMAND")
     names = [b.name for b in benchmarks]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"benchmark names must be unique; repeated: {', '.join(dup)}")
+
+
+def build_command(executable: str, benchmarks: Sequence[Benchmark], options: HyperfineOptions,
+                  export_json: str | Path, export_markdown: str | Path) -> list[str]:
+    """The hyperfine argument list: options, exports, one ``--command-name`` per benchmark, then ``--``
+    and the commands (one argument each, so a command starting with ``-`` is not taken for an option)."""
+    check_benchmarks(benchmarks)
     cmd = [executable, "--style", "basic", "--warmup", str(options.warmup)]
     if options.runs is not None:
         cmd += ["--runs", str(options.runs)]

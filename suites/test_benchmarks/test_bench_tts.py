@@ -19,7 +19,7 @@ from perfkit.synthesis import Synthesizer
 GEN_FRAMES = 16
 STREAM_FRAMES = 24
 CHUNKS = (1, 4, 12)
-TTS_ROUNDS = max(3, ROUNDS // 3)
+TTS_ROUNDS = max(3, ROUNDS // 5)
 _SYNTHS: dict[str, Any] = {}
 
 

@@ -1,0 +1,116 @@
+"""Journals rendered from stored fixture results: golden markdown, determinism, verdicts, parity."""
+
+from __future__ import annotations
+
+import pytest
+from report_support import FIXTURES, check_golden, section, table_rows
+from synthetic_runs import NUMPY, TORCH, fixture_sets, parity_record, parity_run, stage_case, stages_run
+
+from perfkit.report.journal import JournalEntry, Plot, render_journal
+from perfkit.report.sources import ResultSet, load_results
+
+PLOTS = (Plot("History", "journal_plots/history.png"),)
+
+
+def entries(*names: str) -> list[JournalEntry]:
+    return [JournalEntry(name, load_results([str(FIXTURES / name)])) for name in names]
+
+
+def test_fixture_files_are_the_synthetic_runs() -> None:
+    """The stored fixtures are exactly what ``python tests/synthetic_runs.py`` writes."""
+    for name, runs in fixture_sets().items():
+        assert load_results([str(FIXTURES / name)]).runs == ResultSet.of(runs).runs
+
+
+def test_journal_golden() -> None:
+    check_golden("journal.md", render_journal(entries("base", "head"), plots=PLOTS).markdown)
+
+
+def test_history_journal_golden() -> None:
+    j = render_journal(entries("base", "head", "same"), title="Three entries")
+    check_golden("journal-history.md", j.markdown)
+    assert "## History" in j.markdown
+    assert "**Cumulative:" in j.markdown  # the second entry is compared with the first baseline too
+
+
+def test_journal_is_deterministic() -> None:
+    a = render_journal(entries("base", "head"), plots=PLOTS).markdown
+    b = render_journal(entries("base", "head"), plots=PLOTS).markdown
+    sets = fixture_sets()
+    c = render_journal([JournalEntry("base", ResultSet.of(sets["base"])),
+                        JournalEntry("head", ResultSet.of(reversed(sets["head"])))], plots=PLOTS).markdown
+    assert a == b == c
+
+
+def _verdicts(markdown: str, variant: str) -> list[tuple[str, str]]:
+    """(stage label, verdict cell) of a variant's per-stage table, in order (the total row left out)."""
+    rows = table_rows(section(markdown, f"### stages · {variant}"))
+    return [(r[0], r[7]) for r in rows if not r[0].startswith("**Total")]
+
+
+def test_slowed_stage_is_slower_and_the_others_unchanged() -> None:
+    """A deliberate 1.4x slowdown of one stage (synthetic samples, no timing) is named slower; every
+    other stage is no significant change, and only the slowed stage is reported as a regression."""
+    base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11)]),
+                         parity_run("pb", "aaaa", [parity_record(NUMPY)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(NUMPY, 12, slow={"pre_transformer": 1.4})]),
+                         parity_run("ph", "bbbb", [parity_record(NUMPY)])])
+    j = render_journal([JournalEntry("base", base), JournalEntry("head", head)])
+    verdicts = _verdicts(j.markdown, "numpy:dtype=float32")
+    assert len(verdicts) == 19  # 6 stages, 4 blocks and their 2 sub-stages each, final
+    assert [(k, v) for k, v in verdicts if v != "no significant change"] == [("Pre-transformer", "**slower**")]
+    assert j.regressions == ("stages numpy:dtype=float32 tiny/frames=25/seed=0: Pre-transformer 1.40x slower",)
+    assert not j.invalid
+
+
+def test_fixture_journal_names_the_slowed_stage() -> None:
+    j = render_journal(entries("base", "head"))
+    verdicts = _verdicts(j.markdown, "numpy:dtype=float32")
+    assert [(k, v) for k, v in verdicts if v != "no significant change"] == [("Upsample 1", "**slower**")]
+    assert any("Upsample 1" in r for r in j.regressions)
+
+
+def test_parity_failure_marks_timing_rows_invalid() -> None:
+    j = render_journal(entries("base", "head"))
+    rows = table_rows(section(j.markdown, "### stages · torch"))
+    assert rows and all(r[7] == "INVALID (parity)" for r in rows)
+    summary = {r[1]: r for r in table_rows(section(j.markdown, "## Summary"))}
+    assert summary[TORCH][8] == "INVALID" and summary[TORCH][10] == "**FAIL**"
+    assert summary[NUMPY][10] == "PASS"
+    torch = section(j.markdown, "### stages · torch")
+    assert "**FAIL**: block\\_2.tconv: NAN in the output. Timings of this variant are marked INVALID." in torch
+    assert j.invalid == (
+        "stages torch:device=cpu,dtype=float32 tiny/frames=25/seed=0: block_2.tconv: NAN in the output",
+    )
+
+
+def test_invalid_rows_never_count_as_regressions() -> None:
+    base = ResultSet.of([stages_run("b", "aaaa", [stage_case(TORCH, 1)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(TORCH, 2, slow={"final": 3.0})]),
+                         parity_run("ph", "bbbb", [parity_record(TORCH, fail_stage="final", failure="silence")])])
+    j = render_journal([JournalEntry("base", base), JournalEntry("head", head)])
+    assert j.regressions == ()
+    assert j.invalid and "final: SILENCE" in j.invalid[0]
+
+
+def test_every_timing_table_has_a_parity_line() -> None:
+    j = render_journal(entries("base", "head"))
+    for variant in ("numpy", "torch"):
+        assert "Parity (after) vs numpy:dtype=float64 (waveform)" in section(j.markdown, f"### stages · {variant}")
+    unchecked = render_journal([JournalEntry("a", ResultSet.of([stages_run("b", "a", [stage_case(NUMPY, 1)])])),
+                                JournalEntry("b", ResultSet.of([stages_run("h", "b", [stage_case(NUMPY, 2)])]))])
+    assert "Parity (after): not measured for this variant" in unchecked.markdown
+
+
+def test_names_from_results_are_escaped() -> None:
+    evil = "numpy:tag=<img src=x onerror=alert(1)>|**x**"
+    base = ResultSet.of([stages_run("b|<b>", "aaaa", [stage_case(evil, 1)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(evil, 2)])])
+    text = render_journal([JournalEntry("<i>base</i>", base), JournalEntry("head", head)]).markdown
+    assert "<img" not in text and "<i>" not in text and "<b>" not in text
+    assert "&lt;img src=x onerror=alert(1)&gt;\\|\\*\\*x\\*\\*" in text
+
+
+def test_needs_two_entries() -> None:
+    with pytest.raises(ValueError):
+        render_journal(entries("base"))
