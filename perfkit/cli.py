@@ -30,20 +30,32 @@ COMMANDS: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def requested_command(argv: Sequence[str]) -> str | None:
+    """The command module ``argv`` asks for (its first word that is not an option), if it is one."""
+    for word in argv:
+        if not word.startswith("-"):
+            name = word.replace("-", "_")
+            return name if name in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command, or with command ``only`` alone: a command then imports just its
+    own module (not the plotting or statistics libraries another one needs), so it starts quickly."""
     parser = argparse.ArgumentParser(
         prog="perfkit",
         description="Measure, compare and journal TTS inference backends on the Qwen3-TTS reference model.",
     )
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"perfkit.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(requested_command(argv))
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

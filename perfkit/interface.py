@@ -16,6 +16,12 @@ and journal rows. A backend therefore implements:
 - :meth:`Backend.load_generator` -> a generator runner (see :mod:`perfkit.generator_interface`);
 - :meth:`Backend.synchronize` and :meth:`Backend.to_host` for its device.
 
+The runners a backend returns are checked as they are made (:func:`check_vocoder_runner`,
+:func:`check_generator_runner`, applied to every subclass's ``load_vocoder`` / ``load_generator``):
+a runner must be of the right kind and declare exactly the canonical stage names, in order, or the
+load fails with :class:`~perfkit.errors.BackendUnavailable` naming the difference — so a plugin can
+never put stage names of its own into the results.
+
 Streaming state: every vocoder stage is causal. A stage receives the ``state`` dict of the
 utterance and keeps there what the next chunk needs (convolution tails, the sliding-window KV
 cache, the position). A fresh state (:meth:`VocoderRunner.new_state`) means "start of the
@@ -26,7 +32,8 @@ offline audio by construction and a chunk's cost does not grow with its position
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -34,7 +41,7 @@ import numpy as np
 
 from .errors import BackendUnavailable, InputError
 from .model.codes import validate_codes
-from .model.stages import substages, vocoder_fine_stages, vocoder_stages
+from .model.stages import GENERATOR_STAGES, substages, vocoder_fine_stages, vocoder_stages
 from .model.vocoder_config import VocoderConfig
 
 if TYPE_CHECKING:
@@ -110,6 +117,14 @@ class Backend(abc.ABC):
 
     def __init__(self, **options: str) -> None:
         self.options = self.resolve_options(options)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Every ``load_vocoder`` / ``load_generator`` a subclass defines has its runner checked."""
+        super().__init_subclass__(**kwargs)
+        for method, check in (("load_vocoder", _checked_vocoder), ("load_generator", _checked_generator)):
+            own = cls.__dict__.get(method)
+            if own is not None and not getattr(own, "_perfkit_checked", False):
+                setattr(cls, method, check(own))
 
     @classmethod
     def resolve_options(cls, options: Mapping[str, str]) -> dict[str, str]:
@@ -238,6 +253,59 @@ class VocoderRunner(abc.ABC):
         for stage in self.stages:
             x = self.run_stage(stage, x, state)
             yield stage, x
+
+
+def _stage_difference(declared: object, canonical: tuple[str, ...]) -> str:
+    try:
+        got = tuple(declared)  # type: ignore[call-overload]
+    except TypeError:
+        return f"{type(declared).__name__}, not a sequence of stage names"
+    missing = [s for s in canonical if s not in got]
+    extra = [str(s) for s in got if s not in canonical]
+    parts = [f"missing {', '.join(missing)}" if missing else "", f"unknown {', '.join(extra)}" if extra else ""]
+    return "; ".join(p for p in parts if p) or "the canonical stages in another order"
+
+
+def check_vocoder_runner(backend: str, runner: object, config: VocoderConfig) -> VocoderRunner:
+    """``runner`` if it is a :class:`VocoderRunner` declaring the canonical fine and coarse stages of
+    ``config``; :class:`BackendUnavailable` saying what differs otherwise."""
+    if not isinstance(runner, VocoderRunner):
+        raise BackendUnavailable(f"backend {backend!r}: load_vocoder returned a {type(runner).__name__}, "
+                                 "not a perfkit.interface.VocoderRunner")
+    for what, declared, canonical in (("stages", runner.stages, vocoder_fine_stages(config)),
+                                      ("coarse_stages", runner.coarse_stages, vocoder_stages(config))):
+        if not isinstance(declared, tuple | list) or tuple(declared) != canonical:
+            raise BackendUnavailable(f"backend {backend!r}: its vocoder runner's {what} are not the canonical "
+                                     f"stages ({_stage_difference(declared, canonical)})")
+    return runner
+
+
+def check_generator_runner(backend: str, runner: object) -> Any:
+    """``runner`` if it declares exactly :data:`~perfkit.model.stages.GENERATOR_STAGES`;
+    :class:`BackendUnavailable` otherwise (the class is checked by the generator interface's users)."""
+    declared = getattr(runner, "stages", None)
+    if not isinstance(declared, tuple | list) or tuple(declared) != GENERATOR_STAGES:
+        raise BackendUnavailable(f"backend {backend!r}: its generator runner's stages are not the canonical "
+                                 f"stages ({_stage_difference(declared, GENERATOR_STAGES)})")
+    return runner
+
+
+def _checked_vocoder(load: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(load)
+    def load_vocoder(self: Backend, model: VocoderModel, *args: Any, **kwargs: Any) -> VocoderRunner:
+        return check_vocoder_runner(self.name, load(self, model, *args, **kwargs), model.config)
+
+    load_vocoder._perfkit_checked = True  # type: ignore[attr-defined]
+    return load_vocoder
+
+
+def _checked_generator(load: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(load)
+    def load_generator(self: Backend, *args: Any, **kwargs: Any) -> Any:
+        return check_generator_runner(self.name, load(self, *args, **kwargs))
+
+    load_generator._perfkit_checked = True  # type: ignore[attr-defined]
+    return load_generator
 
 
 def decode_to_host(backend: Backend, runner: VocoderRunner, codes: np.ndarray) -> np.ndarray:

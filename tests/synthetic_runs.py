@@ -283,6 +283,37 @@ def streaming_run(
     )
 
 
+def profile_run(
+    run_id: str, commit: str, variant: str = "numpy:dtype=float32", started: str = "2026-01-02T00:00:00+00:00"
+) -> Run:
+    """A ``profile`` run as ``perfkit profile`` stores it: no series, the sampling settings in
+    ``protocol``, what was recorded in ``settings["profile"]``, its files in ``settings["artefacts"]``."""
+    case = CaseRecord(variant=variant, backend=variant.partition(":")[0], options=(), case=CASE,
+                      load_ns=1_000_000, first_call_ns=2_000_000)
+    top = [{"function": "causal_conv", "file": "layers.py", "line": None, "self_fraction": 0.8,
+            "total_fraction": 0.8},
+           {"function": "snake_beta", "file": "layers.py", "line": None, "self_fraction": 0.1,
+            "total_fraction": 0.1}]
+    return Run(
+        run_id=run_id,
+        suite="profile",
+        status="complete",
+        started_utc=started,
+        finished_utc=started,
+        command=("perfkit", "profile", variant),
+        protocol={"tool": "py-spy", "rate_hz": 100, "duration_s": 5, "native": True},
+        settings={
+            "profile": {"suite": "stages", "series": "e2e", "passes_recorded": 10,
+                        "recordings": {"flamegraph": {"file": "flamegraph.svg", "samples": 499, "errors": 0}},
+                        "top_self": top},
+            "artefacts": {"kind": "profile", "files": {"flamegraph": "flamegraph.svg",
+                                                       "speedscope": "profile.speedscope.json"}},
+        },
+        environment=environment(commit),
+        cases=(case,),
+    )
+
+
 NUMPY = "numpy:dtype=float32"
 TORCH = "torch:device=cpu,dtype=float32"
 BASE_DAY = "2026-01-01T00:00:00+00:00"

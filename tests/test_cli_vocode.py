@@ -97,3 +97,34 @@ def test_backends_lists_variants_and_reasons(cli):
     code, out, _ = cli("backends")
     assert code == 0
     assert "numpy" in out and "dtype=float64" in out
+
+
+def test_codes_out_and_save_model_make_the_inputs_of_model_and_codes(cli, tmp_path):
+    """The README's third command needs a DIR and a codes file: ``--save-model`` and ``--codes-out`` write them,
+    and decoding them again gives the same audio."""
+    code, out, err = cli("vocode", "--preset", "tiny", "--frames", "5", "--seed", "2", "--out", tmp_path / "a.npy",
+                         "--codes-out", tmp_path / "codes.npy", "--save-model", tmp_path / "DIR")
+    assert code == 0, err
+    codes = np.load(tmp_path / "codes.npy")
+    assert codes.dtype == np.int64 and codes.shape == (16, 5)
+    assert "codes 16 x 5 int64" in out and "model directory (synthetic(seed=2))" in out
+    code, _, err = cli("vocode", "--backend", "numpy:dtype=float64", "--model", tmp_path / "DIR",
+                       "--codes", tmp_path / "codes.npy", "--out", tmp_path / "b.npy")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), np.load(tmp_path / "a.npy"), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--codes-out", "codes.txt"], "codes output codes.txt: use a .npy file name"),
+        (["--codes-out", "nodir/c.npy"], "directory nodir does not exist"),
+        (["--save-model", "FILE"], "--save-model FILE: exists and is not a directory"),
+    ],
+)
+def test_bad_extra_outputs_fail_before_work(cli, tmp_path, monkeypatch, extra, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("x")
+    code, _, err = cli("vocode", "--preset", "tiny", "--frames", "2", "--out", "o.wav", *extra)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "o.wav").exists()

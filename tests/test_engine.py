@@ -19,6 +19,7 @@ import pytest
 from perfkit.errors import BackendUnavailable, InputError
 from perfkit.measure.protocol import Protocol, calibrate_loops, should_stop
 from perfkit.measure.timers import CpuTimer, cpu_timer_info
+from perfkit.measure.verdict import Verdict, compare_samples
 from perfkit.model.stages import vocoder_fine_stages, vocoder_stages
 from perfkit.model.vocoder_config import vocoder_preset
 from perfkit.model.vocoder_model import VocoderModel
@@ -301,3 +302,77 @@ def test_interrupt_saves_every_completed_visit(tmp_path, sig):
     while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(workers) == 2 and not any(alive(w) for w in workers)
+
+
+# ----------------------------------------------------------------------------- known speed ratios
+# The fake backend on its virtual clock: samples are exactly the configured stage durations (with seeded
+# log-normal noise), whatever the machine's load, so engine + statistics must recover the true ratio.
+KNOWN = Protocol(warmup_rounds=1, min_samples=30, max_samples=30, round_samples=5, budget_s=600,
+                 target_rel_iqr=0)
+
+
+def virtual(stage_us: int, seed: int, jitter: float = 0.05) -> BackendRef:
+    return fake(f"clock=virtual,jitter={jitter},seed={seed},stage_us={stage_us}")
+
+
+def known_ratio_run(tmp_path, base: BackendRef, head: BackendRef, protocol: Protocol = KNOWN):
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120), extra=[base, head])
+    run = run_plan(plan, tmp_path).run
+    assert [c.status for c in run.cases] == ["ok", "ok"]
+    return run.cases
+
+
+@pytest.mark.parametrize(
+    ("base_us", "head_us", "verdict"),
+    [(1000, 1300, Verdict.SLOWER), (1300, 1000, Verdict.FASTER), (1000, 1000, Verdict.NO_CHANGE)],
+    ids=["1.3x-slower", "1.3x-faster", "equal"],
+)
+def test_known_speed_ratio_gives_the_right_verdict(tmp_path, base_us, head_us, verdict):
+    base, head = known_ratio_run(tmp_path, virtual(base_us, seed=1), virtual(head_us, seed=2))
+    assert base.timer.kind == head.timer.kind == "virtual"
+    true_ratio = head_us / base_us
+    for name in ("e2e", "stages", "coarse"):
+        b, h = base.series_named(name), head.series_named(name)
+        assert b.n == h.n == 30
+        c = compare_samples(b.totals_ns(), h.totals_ns())
+        assert c.verdict is verdict, (name, c)
+        assert c.ci_low <= true_ratio <= c.ci_high
+        assert c.ratio == pytest.approx(true_ratio, rel=0.03)
+
+
+def test_adaptive_stop_follows_the_spread(tmp_path):
+    """Quiet samples stop at ``min_samples``; noisy ones run on to ``max_samples``."""
+    adaptive = Protocol(warmup_rounds=0, min_samples=10, max_samples=40, round_samples=5, budget_s=600,
+                        target_rel_iqr=0.02)
+    quiet, noisy = known_ratio_run(tmp_path, virtual(1000, seed=1, jitter=0),
+                                   virtual(1000, seed=2, jitter=0.5), adaptive)
+    assert {s.n for s in quiet.series} == {10}
+    assert {s.n for s in noisy.series} == {40}
+    # visits still alternate while both measure, then the noisy one goes on alone
+    assert quiet.series_named("e2e").visits == (0,) * 5 + (2,) * 5
+    assert noisy.series_named("e2e").visits[:10] == (1,) * 5 + (3,) * 5
+
+
+_THREADS = textwrap.dedent("""
+    import json, numba, torch
+    from perfkit.run.worker import apply_threads, thread_report
+    from perfkit.run.fake_backend import FakeBackend
+    apply_threads(1)
+    print(json.dumps(thread_report(FakeBackend(), 1)))
+""")
+
+
+def test_worker_sets_and_records_numba_and_torch_threads():
+    """In a worker's environment (thread variables set before start), every loaded pool runs 1 thread."""
+    import json
+
+    pytest.importorskip("numba")
+    pytest.importorskip("torch")
+    env = WorkerSettings(threads=1).worker_env()
+    done = subprocess.run([sys.executable, "-c", _THREADS], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["requested"] == 1 and report["numba"] == 1 and report["torch"] == 1
+    assert report["env"]["OMP_NUM_THREADS"] == report["env"]["NUMBA_NUM_THREADS"] == "1"
+    assert report["threadpools"] and all(tp["num_threads"] == 1 for tp in report["threadpools"])

@@ -9,8 +9,10 @@ import re
 import pytest
 
 from perfkit.measure.environment import (
+    CPU_FEATURES,
     Environment,
     capture_environment,
+    cpu_features,
     git_state,
     preflight_warnings,
     source_hash,
@@ -107,3 +109,12 @@ def test_governor_and_memory():
 
 def test_unknown_fields_never_warn():
     assert preflight_warnings(Environment()) == []
+
+
+def test_cpu_features_are_read_from_the_flags_line():
+    flags = "fpu vme sse2 avx avx2 fma avx512f avx512_bf16 amx_tile amx_bf16 amx_int8"
+    assert cpu_features(flags) == ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
+    assert cpu_features("fpu sse2 avx avx2 fma") == ("avx2", "fma")
+    env = capture_environment()
+    assert env.cpu_features is None or set(env.cpu_features) <= set(CPU_FEATURES)
+    assert Environment.from_dict(env.to_dict()) == env

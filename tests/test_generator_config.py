@@ -134,3 +134,28 @@ def test_code_predictor_validation_and_bad_json_values():
         GeneratorConfig.from_dict({"talker_config": [1, 2]})
     with pytest.raises(ConfigError, match="hidden_size must be a positive integer"):
         GeneratorConfig.from_dict({"talker_config": {"hidden_size": "wide"}})
+
+
+@pytest.mark.parametrize(
+    "talker,match",
+    [
+        ({"use_sliding_window": True, "sliding_window": 4096}, "generator config: use_sliding_window=true"),
+        ({"code_predictor_config": {"use_sliding_window": True}},
+         "code_predictor_config: use_sliding_window=true"),
+        ({"code_predictor_config": {"layer_types": ["full_attention", "sliding_attention"]}},
+         r"layer_types \['sliding_attention'\] are not supported"),
+        ({"code_predictor_config": {"layer_types": "full_attention"}}, "layer_types must be a list"),
+    ],
+)
+def test_sliding_window_attention_is_refused_not_ignored(talker, match):
+    """The official classes can be configured for sliding-window attention; perfkit computes full causal
+    attention only, so such a config.json is an error rather than a silently different model."""
+    with pytest.raises(ConfigError, match=match):
+        GeneratorConfig.from_dict({"talker_config": talker})
+
+
+def test_full_attention_flags_as_the_official_writer_spells_them_load():
+    cp = {"use_sliding_window": False, "sliding_window": None, "layer_types": ["full_attention"] * 5}
+    talker = {**OFFICIAL_0_6B["talker_config"], "use_sliding_window": False, "sliding_window": None}
+    talker["code_predictor_config"] = {**talker["code_predictor_config"], **cp}
+    assert GeneratorConfig.from_dict({**OFFICIAL_0_6B, "talker_config": talker}) == generator_preset("qwen3-tts-0.6b")

@@ -8,38 +8,18 @@ import pytest
 
 pytest.importorskip("numba")
 
+from generator_support import GREEDY_FRAMES, generate, prompt_for, synthetic_models  # noqa: E402
+
 from perfkit import registry  # noqa: E402
-from perfkit.generator_interface import GeneratorSession  # noqa: E402
-from perfkit.model.generator_config import generator_preset  # noqa: E402
 from perfkit.model.generator_model import GeneratorModel  # noqa: E402
-from perfkit.model.prompt import Prompt, encode_prompt  # noqa: E402
 from perfkit.model.sampling import SamplingOptions  # noqa: E402
-from perfkit.model.text import ByteTokenizer  # noqa: E402
 from perfkit.model.tts_model import TTSModel  # noqa: E402
 from perfkit.synthesis import Synthesizer, run_frames  # noqa: E402
-
-TEXT = "Speech, one frame at a time."
-#: Frames over which greedy codes must equal the float64 reference's (fixed frame count, EOS ignored).
-GREEDY_FRAMES = {"tiny": 48, "small": 16}
 
 
 @pytest.fixture(scope="module")
 def models() -> dict[str, GeneratorModel]:
-    return {name: GeneratorModel.synthetic(generator_preset(name), seed=0) for name in ("tiny", "small")}
-
-
-def prompt_for(model: GeneratorModel, text: str = TEXT) -> Prompt:
-    return encode_prompt(model.config, ByteTokenizer(model.config), text)
-
-
-def generate(model: GeneratorModel, spec: str, options: SamplingOptions, *, log: list | None = None,
-             forced: np.ndarray | None = None) -> tuple[np.ndarray, GeneratorSession]:
-    backend = registry.create(spec)
-    runner = backend.load_generator(model)
-    session = runner.new_session(prompt_for(model), options, logits_log=log, forced_codes=forced)
-    for _ in run_frames(backend, runner, session, runner.prefill(session)):
-        pass
-    return np.asarray(backend.to_host(runner.codes(session, 0, session.frame))), session
+    return synthetic_models()
 
 
 @pytest.mark.parametrize("preset,dtype", [("tiny", "float32"), ("tiny", "float64"), ("small", "float32")])

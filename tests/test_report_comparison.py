@@ -83,3 +83,28 @@ def test_plot_functions_write_png_and_svg_deterministically(tmp_path: Path) -> N
         *plots.stage_bars(["A", "B"], {"numpy": {"A": 1.0, "B": 2.0}}, tmp_path, "../../escape attempt"),
     ]
     assert all(p.parent == tmp_path and p.stat().st_size > 1000 for p in written)
+
+
+def test_memory_configurations_sort_by_frames_as_numbers_and_plot_short_labels() -> None:
+    from perfkit.report.memory_tables import configuration_key, short_configuration
+
+    results = load_results([str(FIXTURES / "head")])
+    items = [(r, c) for r in results.timing_runs() for c in r.cases if c.memory is not None]
+    rtf = sorted((rc for rc in items if rc[0].suite == "rtf"), key=lambda rc: configuration_key(*rc))
+    assert [short_configuration(*rc) for rc in rtf] == [
+        "rtf: short text, 65 frames", "rtf: medium text, 265 frames", "rtf: long text, 575 frames"]
+    stages = next(rc for rc in items if rc[0].suite == "stages")
+    assert short_configuration(*stages) == "stages: 25 frames"
+    memory_rows = [r[1] for r in table_rows(section(report().markdown, "## Memory"))]
+    assert memory_rows[:3] == [f"rtf: tiny/text={t}/words={w}/frames={f}/seed=0"
+                               for t, w, f in (("short", 13, 65), ("medium", 53, 265), ("long", 115, 575))]
+
+
+def test_profile_runs_are_not_timing_runs() -> None:
+    from synthetic_runs import profile_run
+
+    from perfkit.report.sources import ResultSet
+
+    results = ResultSet.of([*load_results([str(FIXTURES / "head")]).runs, profile_run("p", "bbbb2222")])
+    assert "profile" not in {r.suite for r in results.timing_runs()}
+    assert "parity" not in {r.suite for r in results.timing_runs()}

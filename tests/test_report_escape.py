@@ -9,7 +9,7 @@ import re
 import pytest
 
 from perfkit.report import units
-from perfkit.report.escape import html, md, plot_text, safe_filename
+from perfkit.report.escape import html, md, plot_text, rich_text, safe_filename
 from perfkit.report.markdown import table
 
 
@@ -76,3 +76,12 @@ def test_units_fixed_format() -> None:
     assert units.small(3.3e-5) == "3.3e-05"
     assert units.small(0.0) == "0.000000"
     assert units.mib(3 * 2**20) == "3.0"
+
+
+@pytest.mark.parametrize("raw", ["[/bold]", "[red]x[/red]", "a\\", "[link=https://e.x]y[/link]", "l1\nl2 [b]"])
+def test_rich_text_prints_literally(raw: str) -> None:
+    from rich.console import Console
+
+    console = Console(width=200, color_system=None, record=True)
+    console.print(f"[red]{rich_text(raw)}[/red]")  # would raise MarkupError or apply styles unescaped
+    assert console.export_text().strip() == raw.replace("\n", " ")

@@ -63,6 +63,16 @@ def test_slowed_stage_is_slower_and_the_others_unchanged() -> None:
     assert not j.invalid
 
 
+def test_a_slowed_sub_stage_is_named_with_its_block() -> None:
+    """Only ``block_2.tconv`` slowed: the table row and the regression line say which block's tconv."""
+    base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(NUMPY, 12, slow={"block_2.tconv": 1.5})])])
+    j = render_journal([JournalEntry("base", base), JournalEntry("head", head)])
+    slower = [r for r in j.regressions if "Block 2 tconv" in r]
+    assert slower == ["stages numpy:dtype=float32 tiny/frames=25/seed=0: Block 2 tconv 1.50x slower"]
+    assert all(": tconv" not in r and ": resunits" not in r for r in j.regressions)
+
+
 def test_fixture_journal_names_the_slowed_stage() -> None:
     j = render_journal(entries("base", "head"))
     verdicts = _verdicts(j.markdown, "numpy:dtype=float32")

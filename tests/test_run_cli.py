@@ -98,3 +98,60 @@ def test_results_reports_corrupt_files(cli, tmp_path):
     assert "broken.json: not valid JSON" in err and "future.json" in err and "newer" in err
     code, out, err = cli("results", "--results", tmp_path, "nomatch")
     assert code == 2 and "no stored run matches" in err
+
+
+HOSTILE = "[/bold] [blink]x[/blink] [link=file:///etc]y[/link] \\"
+
+
+def test_names_and_messages_from_results_print_literally(cli, tmp_path, monkeypatch):
+    """Rich markup in a variant, stage, case, failure or skip reason is shown as text, never applied (an
+    unmatched closing tag would otherwise fail the whole print)."""
+    from dataclasses import replace
+
+    from test_store import make_case, make_run
+
+    from perfkit.store import write_run
+
+    monkeypatch.setenv("COLUMNS", "400")
+    ok = replace(make_case("numpy:tag=x"), variant=f"numpy:tag={HOSTILE}", options=(("tag", HOSTILE),))
+    ok = replace(ok, series=tuple(replace(s, stages=tuple(replace(st, name=f"{st.name}{HOSTILE}")
+                                                        for st in s.stages)) for s in ok.series))
+    failed = make_case("numpy:dtype=float64", status="failed")
+    failed = replace(failed, failures=(replace(failed.failures[0], message=f"boom {HOSTILE}"),))
+    run = replace(make_run(cases=(ok, failed)), skipped=(replace(make_run().skipped[0], reason=HOSTILE),))
+    path = write_run(run, tmp_path)
+    for args in (("results", path), ("results", "--results", tmp_path)):
+        code, out, err = cli(*args)
+        assert code == 0, err
+        flat = " ".join(out.split())
+        assert "[/bold] [blink]x[/blink] [link=file:///etc]y[/link]" in flat, out
+    code, out, err = cli("results", path)
+    assert f"boom {HOSTILE}".strip() in " ".join(out.split())
+    assert f"pre_conv{HOSTILE}".strip() in " ".join(out.split())
+
+
+def test_progress_is_shown_per_variant(tmp_path):
+    """The progress bars of a terminal: each variant of the case, loading -> measuring -> done."""
+    import io
+
+    from rich.console import Console
+    from rich.progress import Progress, TextColumn
+
+    from perfkit.commands.run import ProgressObserver
+    from perfkit.measure.protocol import Protocol
+    from perfkit.run import BackendRef, CaseRequest, make_plan, run_plan
+    from perfkit.run.fake_backend import TARGET
+
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)),
+                     protocol=Protocol(warmup_rounds=0, min_samples=2, max_samples=2, round_samples=1),
+                     extra=[BackendRef(f"fake:clock=virtual,tag={t}", TARGET) for t in "ab"])
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=200, color_system=None)
+    with Progress(TextColumn("{task.description} {task.completed}/{task.total}"), console=console,
+                  auto_refresh=False) as progress:
+        observer = ProgressObserver(console, progress, plan.protocol.max_samples)
+        run_plan(plan, tmp_path, observer=observer)
+        final = {t.description: (t.completed, t.total) for t in progress.tasks}
+    case = plan.cases[0].name
+    assert final == {f"{case} {v.label}: [green]done[/green]": (2, 2) for v in plan.variants}
+    assert f"{case} fake:clock=virtual,tag=a: done 2/2" in screen.getvalue()

@@ -80,3 +80,23 @@ def test_bad_chunk_size_and_text(tiny_tts):
         synth.stream(TEXT, SamplingOptions(), 0)
     with pytest.raises(InputError, match="text is empty"):
         synth.stream("", SamplingOptions(), 2)  # refused when the stream is made, before any generation
+
+
+@pytest.mark.parametrize(
+    "preset,text,options",
+    [
+        ("tiny", "A long sentence, read one token per frame until the text runs out.", SamplingOptions(seed=1)),
+        ("small", "Hello.", SamplingOptions(seed=2)),
+    ],
+)
+def test_long_and_short_texts_stream_as_offline(preset, text, options):
+    """A long text on ``tiny``, a short one on ``small`` (medium ones: the tests above): the stream's codes
+    and audio are the offline ones."""
+    synth = synthesizer(TTSModel.synthetic(preset, seed=0), "float32")
+    result = synth.synthesize(text, options)
+    chunks = list(synth.stream(text, options, 5))
+    expected_frames = options.fixed_frames or len(text.encode()) + 1  # EOS right after the text
+    assert result.frames == expected_frames and result.audio.shape == (expected_frames * 1920,)
+    np.testing.assert_array_equal(np.concatenate([c.codes for c in chunks], axis=1), result.codes)
+    np.testing.assert_allclose(np.concatenate([c.audio for c in chunks]), result.audio, rtol=0, atol=1e-5)
+    assert 0.01 < float(np.sqrt(np.mean(result.audio**2))) < 0.5

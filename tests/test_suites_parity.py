@@ -87,3 +87,19 @@ def test_parity_suite_is_not_timed_by_the_engine(tmp_path: Path) -> None:
     assert suite.timed is False
     with pytest.raises(InputError, match="not a timing suite"):
         suite.load(None, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("corrupt", "failure"), [
+    (lambda y: np.where(np.arange(y.size) == 3, np.nan, y), "nan"),
+    (lambda y: np.where(np.arange(y.size) == 3, np.inf, y), "inf"),
+    (lambda y: np.zeros_like(y), "silence"),
+])
+def test_nan_inf_and_silence_fail_whatever_the_tolerance(corrupt, failure: str) -> None:
+    """The hard failures of the parity check: even a tolerance that accepts anything refuses them."""
+    from perfkit.measure.parity import Tolerance, compare
+
+    reference = np.sin(np.linspace(0.0, 20.0, 64))
+    result = compare(corrupt(reference), reference)
+    assert result.failure == failure
+    assert not result.passes(Tolerance(min_snr_db=-np.inf, min_correlation=-1.0))
+    assert compare(reference, reference).passes(Tolerance(min_snr_db=60.0, min_correlation=0.99999))

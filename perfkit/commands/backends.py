@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import registry
+from ..report.escape import rich_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,15 +20,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     table = Table(title="perfkit backends")
-    for col in ("backend", "variant", "available", "reason"):
-        table.add_column(col)
+    table.add_column("variant (as --backend takes it)", no_wrap=True)  # whole, never cut: it is what users type
+    table.add_column("available")
+    table.add_column("reason", overflow="fold")
     for entry in registry.entries():
         if entry.cls is None:
-            table.add_row(entry.name, "-", "[red]no[/red]", entry.reason)
+            table.add_row(rich_text(entry.name), "[red]no[/red]", rich_text(entry.reason))
             continue
         for info in registry.describe_variants(entry.name):
-            opts = ",".join(f"{k}={v}" for k, v in info.options.items()) or "-"
+            opts = ",".join(f"{k}={v}" for k, v in info.options.items())
+            spec = f"{entry.name}:{opts}" if opts else entry.name
             avail = "[green]yes[/green]" if info.available else "[red]no[/red]"
-            table.add_row(entry.name, opts, avail, info.reason)
-    Console().print(table)
+            table.add_row(rich_text(spec), avail, rich_text(info.reason))
+    console = Console()
+    if not console.is_terminal:  # a pipe or a file: no terminal width to respect, so never fold a reason
+        console = Console(width=max(console.width, 160))
+    console.print(table)
     return 0

@@ -243,7 +243,9 @@ def _execute(plan: Plan, results: str, observer: Observer, command: Sequence[str
 
 def terminal_table(report: ComparisonReport) -> Table:
     table = Table(title=f"perfkit compare (baseline {escape(report.baseline)})", title_justify="left")
-    for col in ("variant", "parity", "decode (ms)", "± IQR/2", "speedup", "verdict", "RTF", "peak RSS (MiB)"):
+    columns = ("variant", "parity", "decode (ms)", "± IQR/2", "speedup", "verdict", "RTF (wall/audio)",
+               "peak RSS (MiB)")
+    for col in columns:
         table.add_column(col, justify="left" if col in ("variant", "parity", "verdict") else "right")
     for r in report.summary:
         parity = "[red]FAIL[/red]" if r.invalid else escape(r.parity)

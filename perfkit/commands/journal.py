@@ -6,7 +6,8 @@
 A RESULT is a result file, a directory of them, a run id (or unique prefix) under ``--results``, or a
 pytest-benchmark JSON file. ``--base`` / ``--head`` take several RESULTs each (e.g. the stages run and
 the parity run of one commit); each ``--history`` RESULT is one entry (a directory holds a whole
-entry). The markdown goes to ``--out`` (plots beside it, in ``<name>_plots/``) or to stdout; the same
+entry). Profile runs (``perfkit profile``) are listed with links to their flame graphs. The markdown
+goes to ``--out`` (plots beside it, in ``<name>_plots/``) or to stdout; the same
 stored results always give the same markdown. With ``--fail-on-regression`` the exit status is 1 when
 any stage's verdict in the last step is *slower*, or the head fails parity.
 """
@@ -22,6 +23,7 @@ from ..report.escape import safe_filename
 from ..report.journal import JournalEntry, render_journal
 from ..report.journal_plots import journal_plots
 from ..report.labels import commit_label
+from ..report.profiles import profile_links
 from ..report.sources import ResultSet, load_results
 from ..store.files import DEFAULT_RESULTS_DIR
 
@@ -101,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         out = Path(args.out)
         plot_dir = out.parent / safe_filename(f"{out.stem}_plots")
         plots, paths = journal_plots(entries, plot_dir, f"{plot_dir.name}/")
-    journal = render_journal(entries, title=args.title, plots=plots)
+    profiles = profile_links([(e.label, e.results) for e in entries], Path(args.out).parent if args.out else None)
+    journal = render_journal(entries, title=args.title, plots=plots, profiles=profiles)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import InputError
+from ..report.escape import rich_text
 from ..store.files import DEFAULT_RESULTS_DIR, LoadResult, load_run, load_runs
 from ..store.records import Run
 from .run import print_run
@@ -44,14 +45,15 @@ def run(args: argparse.Namespace) -> int:
         return 0
     loaded = load_runs(args.results)
     for bad in loaded.skipped:
-        err.print(f"[yellow]skipped {bad.path}: {bad.reason}[/yellow]", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped {rich_text(bad.path)}: {rich_text(bad.reason)}[/yellow]", highlight=False,
+                  soft_wrap=True)
     if args.run is not None:
         print_run(out, find_run(loaded, args.run))
         return 0
     if not loaded.runs:
-        out.print(f"no runs stored in {args.results}", highlight=False, soft_wrap=True)
+        out.print(f"no runs stored in {rich_text(args.results)}", highlight=False, soft_wrap=True)
         return 0
-    table = Table(title=f"runs in {args.results} (commit* = uncommitted changes)", title_justify="left")
+    table = Table(title=f"runs in {rich_text(args.results)} (commit* = uncommitted changes)", title_justify="left")
     width = max(len(r.run_id) for r in loaded.runs)
     table.add_column("run / variants", no_wrap=True, overflow="ellipsis", min_width=width)
     for col in ("status", "cases ok", "samples", "commit"):
@@ -59,10 +61,10 @@ def run(args: argparse.Namespace) -> int:
     for r in sorted(loaded.runs, key=lambda r: (r.started_utc, r.run_id)):
         ok = sum(c.ok for c in r.cases)
         n_samples = sum(len(s.visits) * len(s.stages) for c in r.cases for s in c.series)
-        commit = (r.environment.git_commit or "-")[:7] + ("*" if r.environment.git_dirty else "")
-        status = r.status if r.status == "complete" else f"[yellow]{r.status}[/yellow]"
+        commit = rich_text((r.environment.git_commit or "-")[:7]) + ("*" if r.environment.git_dirty else "")
+        status = r.status if r.status == "complete" else f"[yellow]{rich_text(r.status)}[/yellow]"
         cases = f"{ok}/{len(r.cases)}" if ok == len(r.cases) else f"[red]{ok}/{len(r.cases)}[/red]"
-        head = "\n".join([f"[bold]{r.run_id}[/bold]", *(f"  {v}" for v in r.variants)])
+        head = "\n".join([f"[bold]{rich_text(r.run_id)}[/bold]", *(f"  {rich_text(v)}" for v in r.variants)])
         table.add_row(head, status, cases, str(n_samples), commit)
     out.print(table)
     return 0

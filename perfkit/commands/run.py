@@ -23,6 +23,7 @@ from rich.table import Table
 from ..errors import BackendUnavailable, InputError
 from ..measure.protocol import Protocol
 from ..measure.verdict import compare_samples
+from ..report.escape import rich_text
 from ..run.engine import Observer, run_plan
 from ..run.plan import Plan, WorkerSettings, make_plan
 from ..run.suite import CaseRequest, get_suite
@@ -111,7 +112,7 @@ class WarningsObserver(Observer):
 
     def run_started(self, plan: Plan, warnings: Sequence[str]) -> None:
         for w in warnings:
-            self.console.print(f"[yellow]warning: {w}[/yellow]", highlight=False, soft_wrap=True)
+            self.console.print(f"[yellow]warning: {rich_text(w)}[/yellow]", highlight=False, soft_wrap=True)
 
 
 class ProgressObserver(WarningsObserver):
@@ -126,26 +127,31 @@ class ProgressObserver(WarningsObserver):
     def case_started(self, case: Case, variants: Sequence[str]) -> None:
         for task in self.tasks.values():
             self.progress.remove_task(task)
-        self.tasks = {v: self.progress.add_task(f"{case.name} {v}: waiting",
+        self.tasks = {v: self.progress.add_task(f"{_label(case, v)}: waiting",
                                                 total=self.max) for v in variants}
 
     def variant_setup(self, case: Case, variant: str) -> None:
-        self.progress.update(self.tasks[variant], description=f"{case.name} {variant}: loading")
+        self.progress.update(self.tasks[variant], description=f"{_label(case, variant)}: loading")
 
     def variant_ready(self, case: Case, variant: str, setup: dict[str, Any]) -> None:
-        self.progress.update(self.tasks[variant], description=f"{case.name} {variant}: measuring")
+        self.progress.update(self.tasks[variant], description=f"{_label(case, variant)}: measuring")
 
     def samples_added(self, case: Case, variant: str, n: int, visit: int) -> None:
         self.progress.advance(self.tasks[variant], n)
 
     def variant_done(self, case: Case, variant: str, status: str, failure: Failure | None) -> None:
         task = self.tasks[variant]
-        label = "[green]done[/green]" if failure is None else f"[red]{failure.kind}[/red]"
-        self.progress.update(task, description=f"{case.name} {variant}: {label}",
+        label = "[green]done[/green]" if failure is None else f"[red]{rich_text(failure.kind)}[/red]"
+        self.progress.update(task, description=f"{_label(case, variant)}: {label}",
                              total=self.progress.tasks[task].completed or 1)
 
     def memory_started(self, case: Case, variant: str) -> None:
-        self.progress.update(self.tasks[variant], description=f"{case.name} {variant}: memory pass")
+        self.progress.update(self.tasks[variant], description=f"{_label(case, variant)}: memory pass")
+
+
+def _label(case: Case, variant: str) -> str:
+    """``case variant`` as literal console text (both come from suites and backends)."""
+    return f"{rich_text(case.name)} {rich_text(variant)}"
 
 
 def build_plan(args: argparse.Namespace) -> Plan:
@@ -170,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     out, err = Console(), Console(stderr=True)
     plan = build_plan(args)
     for s in plan.skipped:
-        err.print(f"[yellow]skipped {s.variant}: {s.reason}[/yellow]", highlight=False, soft_wrap=True)
+        err.print(f"[yellow]skipped {rich_text(s.variant)}: {rich_text(s.reason)}[/yellow]", highlight=False,
+                  soft_wrap=True)
     if not plan.variants:
         raise BackendUnavailable("no backend variant can run here: "
                                  + "; ".join(f"{s.variant}: {s.reason}" for s in plan.skipped))
@@ -188,10 +195,10 @@ def run(args: argparse.Namespace) -> int:
     failed = [c for c in outcome.run.cases if c.status == "failed"]
     if outcome.interrupted:
         kept = sum(1 for _ in outcome.run.samples())
-        err.print(f"interrupted: kept {kept} samples of the completed rounds in {outcome.path}",
+        err.print(f"interrupted: kept {kept} samples of the completed rounds in {rich_text(outcome.path)}",
                   highlight=False, soft_wrap=True)
         return 130
-    out.print(f"result: {outcome.path}", highlight=False, soft_wrap=True)
+    out.print(f"result: {rich_text(outcome.path)}", highlight=False, soft_wrap=True)
     if failed:
         err.print(f"[red]{len(failed)} of {len(outcome.run.cases)} measurement(s) failed[/red]")
         return 1
@@ -210,7 +217,7 @@ def case_table(rec: CaseRecord) -> Table:
     """One variant on one case: per stage median, IQR, share of the series; then the end-to-end time, the
     per-stage timing overhead, first call, load and memory. A later per-stage series shows only the stages
     an earlier one did not (``coarse`` adds the whole decoder blocks)."""
-    table = Table(title=f"{rec.case.name} — {rec.variant}", title_justify="left")
+    table = Table(title=f"{rich_text(rec.case.name)} — {rich_text(rec.variant)}", title_justify="left")
     for col in ("stage", "median", "IQR", "share", "n"):
         table.add_column(col, justify="left" if col == "stage" else "right")
     shown: set[str] = set()
@@ -220,21 +227,21 @@ def case_table(rec: CaseRecord) -> Table:
             continue
         rows = [r for r in s.rows if r.stage not in shown]
         table.add_section()
-        table.add_row(f"[bold]{s.name}[/bold]" + (" (sync after each)" if s.synced else ""))
+        table.add_row(f"[bold]{rich_text(s.name)}[/bold]" + (" (sync after each)" if s.synced else ""))
         for r in rows:
-            table.add_row(f"  {r.stage}", format_ns(r.summary.median), format_ns(r.summary.iqr),
+            table.add_row(f"  {rich_text(r.stage)}", format_ns(r.summary.median), format_ns(r.summary.iqr),
                           f"{r.share:.1%}",
                           str(r.summary.n))
         shown.update(r.stage for r in s.rows)
         total = sum(r.summary.median for r in s.rows)
         table.add_row("  sum of stage medians", format_ns(total), "", "100%", "")
         if s.overhead is not None:
-            table.add_row(f"  overhead vs {s.covers}", f"{s.overhead:+.1%}", "", "", "")
+            table.add_row(f"  overhead vs {rich_text(s.covers)}", f"{s.overhead:+.1%}", "", "", "")
     table.add_section()
     for s in summaries:
         if len(s.rows) == 1 and s.total is not None:
-            table.add_row(f"[bold]{s.name}[/bold] ({s.rows[0].stage}, one sync)", format_ns(s.total.median),
-                          format_ns(s.total.iqr), "", str(s.total.n))
+            label = f"[bold]{rich_text(s.name)}[/bold] ({rich_text(s.rows[0].stage)}, one sync)"
+            table.add_row(label, format_ns(s.total.median), format_ns(s.total.iqr), "", str(s.total.n))
     mem = rec.memory
     peak = f"{format_bytes(mem.peak_rss_bytes)} ({format_bytes(mem.baseline_rss_bytes)})" if mem else "-"
     for label, value in (("first call", format_ns(rec.first_call_ns)), ("load", format_ns(rec.load_ns)),
@@ -255,8 +262,9 @@ def comparison_lines(records: Sequence[CaseRecord]) -> list[str]:
             if b is None or b.n == 0:
                 continue
             c = compare_samples(b.totals_ns(), s.totals_ns())
-            lines.append(f"{s.name}: {head.variant} vs {base.variant}: time ratio {c.ratio:.3f} "
-                         f"[{c.ci_low:.3f}, {c.ci_high:.3f}], p={c.p_value:.2g} -> {c.verdict}")
+            names = f"{rich_text(s.name)}: {rich_text(head.variant)} vs {rich_text(base.variant)}"
+            lines.append(f"{names}: time ratio {c.ratio:.3f} "
+                         f"\\[{c.ci_low:.3f}, {c.ci_high:.3f}], p={c.p_value:.2g} -> {c.verdict}")
     return lines
 
 
@@ -271,7 +279,10 @@ def print_run(console: Console, run: Run) -> None:
                 console.print(line, highlight=False, soft_wrap=True)
         for rec in records:
             for f in rec.failures:
-                console.print(f"[red]{rec.variant} {name}: {f.kind} during {f.phase}: {f.message}[/red]",
+                what = " ".join(rich_text(t) for t in (rec.variant, f"{name}:", f.kind, "during", f"{f.phase}:",
+                                                      f.message))
+                console.print(f"[red]{what}[/red]",
                               highlight=False, soft_wrap=True)
     for s in run.skipped:
-        console.print(f"[yellow]skipped {s.variant}: {s.reason}[/yellow]", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]skipped {rich_text(s.variant)}: {rich_text(s.reason)}[/yellow]", highlight=False,
+                      soft_wrap=True)

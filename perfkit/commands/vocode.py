@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
+
+import numpy as np
 
 from .. import registry
 from ..errors import InputError
@@ -26,11 +29,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="DIR", help="model directory (config.json + model.safetensors)")
     p.add_argument("--codes", metavar="FILE.npy", help="codes file, integer array (num_quantizers, frames)")
     p.add_argument("--out", required=True, metavar="OUT", help="output .wav (float32, 24 kHz mono) or .npy")
+    p.add_argument("--codes-out", metavar="FILE.npy", help="also save the codes decoded, int64 (num_quantizers, "
+                                                           "frames): a codes file for --codes")
+    p.add_argument("--save-model", metavar="DIR", help="also write the model as a model directory (config.json "
+                                                       "+ model.safetensors, official names): a DIR for --model")
     p.set_defaults(func=run)
+
+
+def _check_codes_path(path: str) -> Path:
+    """Fail early on a codes output perfkit cannot write: a ``.npy`` name in an existing directory."""
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        raise InputError(f"codes output {p}: use a .npy file name")
+    if str(p.parent) not in ("", ".") and not p.parent.exists():
+        raise InputError(f"codes output {p}: directory {p.parent} does not exist")
+    return p
 
 
 def run(args: argparse.Namespace) -> int:
     out = check_audio_path(args.out)
+    codes_out = _check_codes_path(args.codes_out) if args.codes_out else None
+    if args.save_model is not None and Path(args.save_model).exists() and not Path(args.save_model).is_dir():
+        raise InputError(f"--save-model {args.save_model}: exists and is not a directory")
     if (args.preset is None) == (args.model is None):
         raise InputError("give exactly one of --preset (synthetic weights) or --model DIR")
     if args.model is not None and args.frames is not None:
@@ -50,7 +70,15 @@ def run(args: argparse.Namespace) -> int:
     wav = decode_to_host(backend, runner, codes)
     elapsed = time.perf_counter() - start
     write_audio(out, wav, model.config.sample_rate)
+    if codes_out is not None:
+        np.save(codes_out, codes.astype(np.int64), allow_pickle=False)
+    if args.save_model is not None:
+        model.save(args.save_model)
     audio_s = wav.shape[0] / model.config.sample_rate
     print(f"{out}: {wav.shape[0]} samples ({audio_s:.2f} s) from {codes.shape[1]} frames with "
           f"{backend.variant.label} in {elapsed:.3f} s (RTF {elapsed / audio_s:.3f})")
+    if codes_out is not None:
+        print(f"{codes_out}: codes {codes.shape[0]} x {codes.shape[1]} int64")
+    if args.save_model is not None:
+        print(f"{args.save_model}: model directory ({model.source})")
     return 0

@@ -65,6 +65,7 @@ class Environment:
     hostname: str | None = None
     platform: str | None = None
     cpu_model: str | None = None
+    cpu_features: tuple[str, ...] | None = None
     cpu_count_logical: int | None = None
     cpu_count_physical: int | None = None
     cpu_affinity: int | None = None
@@ -93,6 +94,7 @@ class Environment:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["load_avg"] = list(self.load_avg) if self.load_avg is not None else None
+        d["cpu_features"] = list(self.cpu_features) if self.cpu_features is not None else None
         d["threadpools"] = [dict(t) for t in self.threadpools]
         d["gpus"] = [dict(g) for g in self.gpus]
         return d
@@ -109,6 +111,8 @@ class Environment:
                 raise ValueError(f"environment field {key!r} has type {type(value).__name__}")
         if kw.get("load_avg") is not None:
             kw["load_avg"] = tuple(float(v) for v in kw["load_avg"])
+        if kw.get("cpu_features") is not None:
+            kw["cpu_features"] = tuple(str(v) for v in kw["cpu_features"])
         for key in ("threadpools", "gpus"):
             if key in kw:
                 kw[key] = tuple(dict(v) for v in kw[key])
@@ -120,6 +124,7 @@ class Environment:
 
 _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "captured_utc": (str,), "hostname": (str,), "platform": (str,), "cpu_model": (str,),
+    "cpu_features": (list, tuple),
     "cpu_count_logical": (int,), "cpu_count_physical": (int,), "cpu_affinity": (int,), "cpu_governor": (str,),
     "cpu_freq_mhz": (int, float), "load_avg": (list, tuple), "memory_total_bytes": (int,),
     "memory_available_bytes": (int,), "python_version": (str,), "python_implementation": (str,),
@@ -145,6 +150,28 @@ def cpu_model() -> str | None:
             if line.lower().startswith(("model name", "hardware", "cpu model")):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or None
+
+
+#: The instruction-set extensions that decide which kernels the libraries can use (``/proc/cpuinfo`` names):
+#: AVX2/FMA for float32, AVX-512 for wider float32, AVX512-BF16 and AMX for native bfloat16 GEMMs.
+CPU_FEATURES: tuple[str, ...] = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16")
+
+
+def cpu_features(flags: str | None = None) -> tuple[str, ...] | None:
+    """Which of :data:`CPU_FEATURES` the CPU has, in that order; ``None`` when the flags cannot be read.
+
+    ``flags``: the text of a ``flags`` line of ``/proc/cpuinfo`` (read from this machine when ``None``).
+    """
+    if flags is None:
+        text = _read("/proc/cpuinfo")
+        if not text:
+            return None
+        line = next((ln for ln in text.splitlines() if ln.lower().startswith("flags")), None)
+        if line is None:
+            return None
+        flags = line.split(":", 1)[1]
+    have = set(flags.split())
+    return tuple(f for f in CPU_FEATURES if f in have)
 
 
 def cpu_governor() -> str | None:
@@ -275,6 +302,7 @@ def capture_environment(source_modules: Mapping[str, str] | None = None, probe_c
         hostname=socket.gethostname(),
         platform=platform.platform(),
         cpu_model=cpu_model(),
+        cpu_features=cpu_features(),
         cpu_count_logical=os.cpu_count(),
         cpu_count_physical=psutil.cpu_count(logical=False),
         cpu_affinity=affinity,

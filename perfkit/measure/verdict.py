@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
 DEFAULT_ALPHA = 0.01
 DEFAULT_MIN_EFFECT = 0.03
@@ -118,7 +117,9 @@ def compare_samples(base: Sequence[float] | np.ndarray, head: Sequence[float] | 
     if np.ptp(np.concatenate([b, h])) == 0.0:  # every sample identical: no evidence of any difference
         p_value, u_head = 1.0, 0.5 * b.size * h.size
     else:
-        res = _scipy_stats.mannwhitneyu(h, b, alternative="two-sided")
+        from scipy import stats  # imported here: it takes seconds, and most commands never compare
+
+        res = stats.mannwhitneyu(h, b, alternative="two-sided")
         p_value = float(res.pvalue)
         # scipy's statistic is U of the first sample: the number of pairs with h > b (+ ties / 2).
         u_head = b.size * h.size - float(res.statistic)

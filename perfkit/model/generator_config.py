@@ -54,9 +54,27 @@ def _check_attention(where: str, obj: Any) -> None:
         raise ConfigError(f"{where}: only hidden_act='silu' is supported, got {obj.hidden_act!r}")
 
 
+def _check_full_attention(where: str, data: Mapping[str, Any]) -> None:
+    """:class:`ConfigError` for an official config that asks for sliding-window attention.
+
+    The official classes take ``use_sliding_window`` (and per-layer ``layer_types``); the published
+    models use full causal attention everywhere, which is all perfkit computes, so a config asking for
+    anything else is refused rather than silently decoded differently.
+    """
+    if data.get("use_sliding_window"):
+        raise ConfigError(f"{where}: use_sliding_window=true is not supported (full causal attention only)")
+    layer_types = data.get("layer_types") or ()
+    if isinstance(layer_types, str) or not isinstance(layer_types, list | tuple):
+        raise ConfigError(f"{where}: layer_types must be a list, got {layer_types!r}")
+    other = sorted({str(t) for t in layer_types} - {"full_attention"})
+    if other:
+        raise ConfigError(f"{where}: layer_types {other} are not supported (full causal attention only)")
+
+
 def _kwargs(cls: type, data: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    _check_full_attention(where, data)
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in data.items() if k in names}
 

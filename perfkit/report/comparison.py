@@ -12,7 +12,7 @@ A variant that failed parity keeps its numbers, marked INVALID in every table an
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from .environment_block import environment_block
 from .escape import md
 from .labels import plain_stage_label, stage_label
 from .markdown import Document, bullets, table
-from .memory_tables import configuration, memory_table
+from .memory_tables import configuration, configuration_key, memory_table, short_configuration
 from .parity_tables import parity_stage_table, parity_summary_table, tolerance_table
 from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, rtf_sweep_table, rtf_table
 from .sources import ResultSet
@@ -279,7 +279,7 @@ class _Builder:
             "weights (activations, scratch, caches)."
         )
         order = {v: i for i, v in enumerate(self.variants)}
-        items.sort(key=lambda rc: (rc[0].suite != "memory", configuration(*rc), order.get(rc[1].variant, 99)))
+        items.sort(key=lambda rc: (configuration_key(*rc), order.get(rc[1].variant, 99)))
         self.doc.add(memory_table(items, self.validity))
 
     # ------------------------------------------------------------------ plots
@@ -373,12 +373,15 @@ class _Builder:
             )
         mem_items = [(r, c) for r in self.results.timing_runs() for c in r.cases if c.memory is not None]
         if mem_items:
+            order = {v: i for i, v in enumerate(self.variants)}
+            mem_items.sort(key=lambda rc: (configuration_key(*rc), order.get(rc[1].variant, 99)))
+            label = _memory_labels(mem_items)
             configs: list[str] = []
             values: dict[str, dict[str, tuple[float, float, float]]] = {}
             for run, case in mem_items:
                 m = case.memory
                 assert m is not None
-                conf = configuration(run, case)
+                conf = label(run, case)
                 if conf not in configs:
                     configs.append(conf)
                 weights = (m.weight_bytes or case.weight_bytes or 0) / 2**20
@@ -448,6 +451,13 @@ class _Builder:
                     )
             rows.append(row)
         return tuple(rows)
+
+
+def _memory_labels(items: Sequence[tuple[Run, CaseRecord]]) -> Callable[[Run, CaseRecord], str]:
+    """The plot label function for memory bars: the short form unless two configurations share it."""
+    full = {configuration(r, c) for r, c in items}
+    short = {short_configuration(r, c) for r, c in items}
+    return short_configuration if len(short) == len(full) else configuration
 
 
 def render_comparison(

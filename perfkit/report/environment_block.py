@@ -30,6 +30,8 @@ def environment_lines(run: Run) -> list[str]:
         affinity = f", {env.cpu_affinity} usable" if env.cpu_affinity else ""
         lines.append(f"CPU: {md(env.cpu_model)} ({cores} physical/logical cores{affinity})")
     extras = []
+    if env.cpu_features is not None:
+        extras.append("ISA " + (", ".join(md(f) for f in env.cpu_features) or "none of avx2, avx512, amx"))
     if env.cpu_governor:
         extras.append(f"governor {md(env.cpu_governor)}")
     if env.memory_total_bytes:

@@ -9,6 +9,8 @@ document it is pasted into. Every renderer passes such strings through one of th
   leading ``#`` / ``+`` / ``-`` / ``>`` / ``=`` into its escaped form, and newlines into spaces;
 - :func:`html` for HTML text and attribute values (``html.escape`` with quotes);
 - :func:`plot_text` for matplotlib labels (``$`` would start mathtext);
+- :func:`rich_text` for the terminal (rich markup: ``[red]`` or ``[/bold]`` inside a name would be taken
+  as a style, or fail the whole print with a ``MarkupError``);
 - :func:`safe_filename` for file names built from names (``[A-Za-z0-9_.-]`` only, no leading dot,
   bounded length, a short hash when characters had to be replaced so distinct names stay distinct).
 """
@@ -18,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import html as _html
 import re
+
+from rich.markup import escape as _rich_escape
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")
 _MD_LEADING = re.compile(r"^(\s*)([#+\-=>])")
@@ -49,6 +53,11 @@ def html(text: object, limit: int = MAX_CELL_CHARS) -> str:
 def plot_text(text: object, limit: int = 60) -> str:
     """``text`` for a matplotlib label: one line, ``$`` escaped so mathtext never starts."""
     return _one_line(text, limit).replace("$", r"\$")
+
+
+def rich_text(text: object, limit: int = MAX_CELL_CHARS) -> str:
+    """``text`` as literal rich console text (one line, markup escaped, control characters dropped)."""
+    return _rich_escape(_one_line(text, limit))
 
 
 def safe_filename(text: object, fallback: str = "item") -> str:

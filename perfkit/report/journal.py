@@ -6,8 +6,9 @@ After / Delta / Speedup, the bootstrap CI of the speedup and the verdict of
 :func:`perfkit.measure.verdict.compare_samples` (non-significant changes shown as such), the total and
 the cumulative speedup against the first baseline, and the parity line under every table. A history
 (``--history A B C …``) is a sequence of such entries, each against its predecessor, plus a history
-table. Then the memory, RTF and streaming tables where those suites were run, the environment block,
-and links to the plots.
+table. Then the memory, RTF and streaming tables where those suites were run, the py-spy profiles
+(``perfkit profile`` runs, with links to their flame graphs), the environment block, and links to the
+plots.
 
 The markdown is a pure function of the stored runs and the options: no rendering time, sorted
 iteration everywhere, fixed float formatting, a fixed bootstrap seed. Rendering twice gives the same
@@ -24,9 +25,10 @@ from ..store.records import CaseRecord, Run
 from . import units
 from .environment_block import environment_block
 from .escape import md
-from .labels import commit_label, stage_label, verdict_cell
+from .labels import commit_label, fine_label, verdict_cell
 from .markdown import Document, table
 from .memory_tables import memory_delta_table
+from .profiles import ProfileLink, profiles_section
 from .rtf_tables import BATCH_NOTE, RTF_NOTE, rtf_delta_table
 from .sources import ResultSet
 from .stage_tables import (
@@ -310,9 +312,14 @@ def _streaming_delta(pairs: Sequence[tuple[CaseRecord, CaseRecord]], invalid_of)
 
 
 def render_journal(
-    entries: Sequence[JournalEntry], *, title: str = "", plots: Sequence[Plot] = ()
+    entries: Sequence[JournalEntry],
+    *,
+    title: str = "",
+    plots: Sequence[Plot] = (),
+    profiles: Sequence[ProfileLink] = (),
 ) -> Journal:
-    """The journal over ``entries`` (at least two: the first is the baseline)."""
+    """The journal over ``entries`` (at least two: the first is the baseline); ``profiles``
+    (:func:`perfkit.report.profiles.profile_links`) get a section linking their flame graphs."""
     if len(entries) < 2:
         raise ValueError("a journal needs at least two entries (a base and a head)")
     per_entry = [timing_cases(e.results) for e in entries]
@@ -405,6 +412,9 @@ def render_journal(
         if last_one:
             _suite_sections(doc, step, base_cases, head_cases, vh)
 
+    if profiles:
+        doc.heading(2, "Profiles")
+        doc.add(profiles_section(profiles))
     doc.heading(2, "Environment")
     for e in entries:
         doc.heading(3, md(e.label))
@@ -421,7 +431,7 @@ def _slower(key: CaseKey, rows: Sequence[DeltaRow], total: DeltaRow | None) -> l
     out = []
     for r in [*rows, *([total] if total is not None else [])]:
         if r.comparison is not None and r.comparison.verdict is Verdict.SLOWER:
-            label = "total" if r is total else stage_label(r.stage).strip()
+            label = "total" if r is total else fine_label(r.stage)  # "Block 2 tconv", not "tconv"
             out.append(f"{key[0]} {key[1]} {key[2]}: {label} {units.ratio(1 / r.comparison.speedup)} slower")
     return out
 

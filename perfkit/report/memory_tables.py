@@ -25,6 +25,30 @@ def configuration(run: Run, case: CaseRecord) -> str:
     return f"{run.suite}: {case.case.name}"
 
 
+def configuration_key(run: Run, case: CaseRecord) -> tuple:
+    """Sort key of :func:`configuration`: the memory suite first, then by configuration and frame count
+    as numbers (25 frames before 100), then by case name."""
+    frames = case.case.param("frames", 0)
+    return (
+        run.suite != "memory",
+        run.suite,
+        str(case.case.param("config", "")),
+        int(frames) if str(frames).isdigit() else 0,
+        case.case.name,
+    )
+
+
+def short_configuration(run: Run, case: CaseRecord) -> str:
+    """A plot label: ``vocoder, 25 frames`` / ``stages: 25 frames`` / ``rtf: long text, 115 frames``."""
+    if run.suite == "memory":
+        return configuration(run, case)
+    text = case.case.param("text", None)
+    frames = case.case.param("frames", None)
+    parts = [f"{text} text" if text is not None else "", f"{frames} frames" if frames is not None else ""]
+    detail = ", ".join(p for p in parts if p) or case.case.name
+    return f"{run.suite}: {detail}"
+
+
 def memory_table(
     items: Sequence[tuple[Run, CaseRecord]], validity: Validity, with_variant: bool = True
 ) -> str:

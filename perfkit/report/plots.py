@@ -61,6 +61,20 @@ def _label(name: str, invalid: bool) -> str:
     return plot_text(name) + (" (INVALID)" if invalid else "")
 
 
+def _legend_outside(ax, handles: Sequence | None = None, labels: Sequence[str] | None = None) -> None:
+    """The legend to the right of the axes, so it never covers data (``bbox_inches="tight"`` keeps it)."""
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, fontsize="small", frameon=False, bbox_to_anchor=(1.01, 1.0), loc="upper left")
+
+
+def _chunk_ticks(ax, series: Mapping[str, Sequence[Band]]) -> None:
+    """x ticks at the measured chunk sizes (1, 2, 4, 8, 12), not at matplotlib's round numbers."""
+    xs = sorted({p.x for points in series.values() for p in points})
+    if xs:
+        ax.set_xticks(xs, [f"{x:g}" for x in xs])
+
+
 def stage_bars(
     stages: Sequence[str],
     medians_ms: Mapping[str, Mapping[str, float]],
@@ -93,14 +107,7 @@ def stage_bars(
     ax.set_ylabel("time per pass (ms, median)")
     ax.set_title(plot_text(title, 90))
     handles, labels = ax.get_legend_handles_labels()
-    ax.legend(
-        handles[::-1],
-        labels[::-1],
-        fontsize="small",
-        bbox_to_anchor=(1.01, 1.0),
-        loc="upper left",
-        frameon=False,
-    )  # top of the legend = top of the stack
+    _legend_outside(ax, handles[::-1], labels[::-1])  # top of the legend = top of the stack
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, directory, stem)
 
@@ -132,7 +139,7 @@ def rtf_vs_length(
     ax.set_xlabel("audio (s)")
     ax.set_ylabel("RTF = wall / audio (lower is better)")
     ax.set_title(plot_text(title, 90))
-    ax.legend(fontsize="small", frameon=False)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, directory, stem)
 
@@ -199,7 +206,7 @@ def memory_bars(
     ax.invert_yaxis()
     ax.set_xlabel("peak RSS (MiB) = baseline + weights + working")
     ax.set_title("Peak memory by configuration")
-    ax.legend(fontsize="small", frameon=False, loc="lower right")
+    _legend_outside(ax)
     ax.grid(axis="x", alpha=0.3)
     ax.set_xlim(right=max(left, default=1.0) * 1.15 or 1.0)
     return _save(fig, directory, stem)
@@ -226,10 +233,11 @@ def first_chunk_latency(
             label=_label(variant, variant in invalid),
         )
         ax.fill_between(xs, [p.low for p in pts], [p.high for p in pts], color=color, alpha=0.2, linewidth=0)
+    _chunk_ticks(ax, series)
     ax.set_xlabel("chunk size (frames; 12.5 frames = 1 s of audio)")
-    ax.set_ylabel("first-chunk latency (ms)")
+    ax.set_ylabel("first-chunk latency (ms, median and IQR)")
     ax.set_title("First-chunk latency against chunk size")
-    ax.legend(fontsize="small", frameon=False)
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, directory, stem)
 
@@ -258,6 +266,6 @@ def history_line(
     ax.set_xticks(range(len(labels)), [plot_text(x, 24) for x in labels], rotation=20, ha="right")
     ax.set_ylabel("total time / first entry's (lower is faster)")
     ax.set_title("History across entries")
-    ax.legend(fontsize="small", frameon=False, bbox_to_anchor=(1.01, 1.0), loc="upper left")
+    _legend_outside(ax)
     ax.grid(alpha=0.3)
     return _save(fig, directory, stem)

@@ -100,9 +100,9 @@ RTF_HEADERS = [
     "xRT",
     "Frames/s",
     "Peak RSS (MiB)",
-    "Prefill",
-    "Generate",
-    "Decode",
+    "Prefill (ms, share)",
+    "Generate (ms, share)",
+    "Decode (ms, share)",
     "Parity",
 ]
 

@@ -26,6 +26,9 @@ from ..store.pytest_benchmark import is_pytest_benchmark, runs_from_pytest_bench
 from ..store.records import Run
 from ..store.schema import ResultFileError
 
+#: Suites whose runs hold no timing samples: parity verdicts, and py-spy profiles (``perfkit profile``).
+UNTIMED_SUITES = ("parity", "profile")
+
 
 @dataclass(frozen=True)
 class ResultSet:
@@ -47,8 +50,8 @@ class ResultSet:
         return tuple(r for r in self.runs if r.suite == name)
 
     def timing_runs(self) -> tuple[Run, ...]:
-        """Every run except parity runs (which hold no timings)."""
-        return tuple(r for r in self.runs if r.suite != "parity")
+        """Every run except parity and profile runs (which hold no timings)."""
+        return tuple(r for r in self.runs if r.suite not in UNTIMED_SUITES)
 
     @property
     def commit(self) -> tuple[str | None, bool | None]:

@@ -15,6 +15,14 @@ Options (free-form strings, unlike a real backend's fixed choices):
   first call as pass 1 (default ``1``);
 - ``stage_us`` (default ``200``), ``slow_stage`` (a stage name, default none), ``slow_factor``
   (default ``1``), ``wait``: ``sleep`` | ``spin``;
+- ``clock``: ``real`` (default: the engine's ``perf_counter_ns`` timer sees the real waits) or
+  ``virtual``: nothing waits; each stage advances a virtual clock by its duration, and the backend's
+  :meth:`~perfkit.interface.Backend.event_timer` reads that clock, so the samples are exactly the
+  configured durations whatever the machine's load — a backend whose true speed is known, for testing
+  the engine and the verdict end to end;
+- ``jitter`` (default ``0``): with ``clock=virtual``, each stage's duration is multiplied by
+  ``exp(N(0, jitter))`` drawn from a generator seeded with ``seed`` (default ``0``): log-normal noise,
+  deterministic;
 - ``tag``: any label, to tell two otherwise identical variants apart.
 """
 
@@ -31,6 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import Backend, State, VocoderRunner
+from ..measure.timers import Timer, TimerInfo
 from ..model.stages import parent_stage
 from ..model.vocoder_config import VocoderConfig
 from ..model.vocoder_model import VocoderModel
@@ -38,7 +47,7 @@ from ..model.vocoder_model import VocoderModel
 TARGET = "perfkit.run.fake_backend:FakeBackend"
 FAULTS = ("none", "raise", "exit", "segv", "hang", "oom")
 DEFAULTS = {"fault": "none", "fault_at": "1", "stage_us": "200", "slow_stage": "", "slow_factor": "1",
-            "wait": "sleep", "tag": ""}
+            "wait": "sleep", "clock": "real", "jitter": "0", "seed": "0", "tag": ""}
 
 
 def inject(fault: str, where: str) -> None:
@@ -59,6 +68,36 @@ def inject(fault: str, where: str) -> None:
         blocks = []
         while True:  # untouched pages: hits the address-space limit without using real memory
             blocks.append(np.empty(64 * 2**20, dtype=np.uint8))
+
+
+class VirtualTimer(Timer):
+    """A :class:`~perfkit.measure.timers.Timer` on the fake backend's virtual clock (1 ns resolution,
+    no overhead): spans are exactly the durations the backend was told to take."""
+
+    kind = "virtual"
+
+    def __init__(self, backend: FakeBackend) -> None:
+        super().__init__(backend.synchronize)
+        self._backend = backend
+        self._stamps: list[int] = []
+
+    def start(self) -> None:
+        self._names = []
+        self._stamps = [self._backend.now_ns]
+
+    def lap(self, span: str) -> None:
+        self._sync()
+        self._stamps.append(self._backend.now_ns)
+        self._names.append(span)
+
+    end = lap
+
+    def read(self) -> dict[str, int]:
+        s = self._stamps
+        return self._accumulate([s[i + 1] - s[i] for i in range(len(s) - 1)])
+
+    def info(self) -> TimerInfo:
+        return TimerInfo(self.kind, 1.0, 0.0)
 
 
 class FakeRunner(VocoderRunner):
@@ -96,9 +135,13 @@ class FakeBackend(Backend):
             raise InputError(f"fake backend: fault must be one of {', '.join(FAULTS)}")
         if resolved["wait"] not in ("sleep", "spin"):
             raise InputError("fake backend: wait must be sleep or spin")
+        if resolved["clock"] not in ("real", "virtual"):
+            raise InputError("fake backend: clock must be real or virtual")
+        if not resolved["seed"].isdigit():
+            raise InputError("fake backend: seed must be a non-negative integer")
         if resolved["fault_at"] != "load" and not resolved["fault_at"].isdigit():
             raise InputError("fake backend: fault_at must be 'load' or a pass number")
-        for key in ("stage_us", "slow_factor"):
+        for key in ("stage_us", "slow_factor", "jitter"):
             try:
                 float(resolved[key])
             except ValueError:
@@ -113,14 +156,25 @@ class FakeBackend(Backend):
         self.slow_stage = self.options["slow_stage"]
         self.slow_factor = float(self.options["slow_factor"])
         self._spin = self.options["wait"] == "spin"
+        self.virtual = self.options["clock"] == "virtual"
+        self.jitter = float(self.options["jitter"])
+        self._rng = np.random.default_rng(int(self.options["seed"]))
+        self.now_ns = 0
 
     def wait(self, ns: float) -> None:
-        if self._spin:
+        if self.virtual:
+            noise = float(np.exp(self._rng.normal(0.0, self.jitter))) if self.jitter > 0 else 1.0
+            self.now_ns += max(1, round(ns * noise))
+        elif self._spin:
             end = time.perf_counter_ns() + ns
             while time.perf_counter_ns() < end:
                 pass
         else:
             time.sleep(ns / 1e9)
+
+    def event_timer(self) -> Timer | None:
+        """With ``clock=virtual``, a timer that reads the virtual clock; else the engine's choice."""
+        return VirtualTimer(self) if self.virtual else None
 
     def to_host(self, x: Any) -> np.ndarray:
         return np.asarray(x)

@@ -103,24 +103,11 @@ class Plan:
 
 
 def backend_class(name: str) -> type[Backend]:
-    """The backend class registered as ``name``, importing *only* that backend.
-
-    :func:`perfkit.registry.get_backend_class` imports every registered backend on first use (it lists
-    them all); the engine and its workers ask for one, and a worker measuring NumPy must not carry
-    torch in its memory or its start-up. Same errors as the registry: :class:`InputError` for an unknown
-    name, :class:`BackendUnavailable` for one that cannot be imported or is malformed.
-    """
-    eps = [ep for ep in entry_points(group=registry.GROUP) if ep.name == name]
-    if not eps:
-        return registry.get_backend_class(name)  # the registry's message lists the installed ones
-    try:
-        obj = eps[0].load()
-    except ImportError as exc:
-        raise BackendUnavailable(f"backend {name!r} is unavailable: cannot import: {exc}") from None
-    except Exception as exc:  # noqa: BLE001 - plugin code
-        raise BackendUnavailable(f"backend {name!r} is unavailable: import failed: "
-                                 f"{type(exc).__name__}: {exc}") from None
-    return registry.validate_backend_class(name, obj)
+    """The backend class registered as ``name``, importing *only* that backend (a worker measuring NumPy
+    must not carry torch in its memory or its start-up): :func:`perfkit.registry.get_backend_class`.
+    :class:`InputError` for an unknown name, :class:`BackendUnavailable` for one that cannot be imported
+    or is malformed."""
+    return registry.get_backend_class(name)
 
 
 def resolve_variant(spec: str) -> BackendRef:
@@ -128,8 +115,7 @@ def resolve_variant(spec: str) -> BackendRef:
     :class:`InputError` if the backend or an option is unknown."""
     variant = Variant.parse(spec)
     cls = backend_class(variant.backend)
-    options = cls.resolve_options(variant.option_dict)
-    cls.check_available(options)
+    options = registry.resolve_options(cls, variant.option_dict)
     return BackendRef(Variant(variant.backend, tuple(sorted(options.items()))).label)
 
 
