@@ -14,6 +14,16 @@ from perfkit.model.vocoder_config import vocoder_preset
 from perfkit.model.vocoder_model import VocoderModel
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_peak_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Tests never read or write the user's cache of measured machine peaks (``perfkit machine``): a run
+    records the cached peaks, and a test must not depend on whether this machine was measured."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PERFKIT_CACHE_DIR", str(tmp_path_factory.mktemp("perfkit-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def tiny_vocoder() -> VocoderModel:
     return VocoderModel.synthetic(vocoder_preset("tiny"), seed=0)

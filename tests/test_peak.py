@@ -237,3 +237,39 @@ def test_machine_command_prints_the_cached_table(cli, tmp_path, monkeypatch):
     assert code == 0 and measure.calls == [1] and "measuring" not in err  # the fake reports no progress
     code, _, err = cli("machine", "--threads", "0")
     assert code == 2 and "--threads must be positive" in err
+
+
+def test_a_run_records_the_cached_peaks_and_reports_percent_of_peak(tmp_path, monkeypatch):
+    """With this machine's peaks cached, a stages run stores them and its report has a % peak column whose
+    figures are the roofline's; without them there is no column (a run never measures peaks itself)."""
+    from perfkit.measure.peak import MachinePeaks, machine_fingerprint, recorded_peaks, store_peaks
+    from perfkit.report.comparison import stage_medians
+    from perfkit.report.stage_tables import timing_table
+    from perfkit.report.stage_work import percent_of_peak, stage_costs
+    from perfkit.report.timing import case_timing
+    from perfkit.measure.protocol import Protocol
+    from perfkit.run import CaseRequest, WorkerSettings, make_plan, run_plan
+
+    monkeypatch.setenv("PERFKIT_CACHE_DIR", str(tmp_path / "cache"))
+    assert recorded_peaks(1) is None
+    fp = machine_fingerprint(1)
+    fake = (PeakMeasurement("gemm", "numpy", "float32", 64, (100.0,), (0.01,), 1),
+            PeakMeasurement("copy", "numpy", "", 2**20, (10.0,), (0.01,), 1))
+    store_peaks(MachinePeaks(fp, "2026-01-01T00:00:00+00:00", fake))
+    assert recorded_peaks(1) is not None
+    plan = make_plan("stages", ["numpy"], CaseRequest("tiny", frames=(2,)),
+                     protocol=Protocol(warmup_rounds=0, min_samples=3, max_samples=3, round_samples=3),
+                     settings=WorkerSettings(threads=1))
+    run = run_plan(plan, results_dir=None).run
+    assert run.settings["machine_peaks"]["key"] == fp.key
+    [case] = run.cases
+    timing = case_timing(case)
+    medians = stage_medians(timing)
+    cells = percent_of_peak(case, "stages", medians, run.settings["machine_peaks"])
+    cost = stage_costs(case, "stages")["decode"]
+    expected = roofline(cost, medians["decode"] / 1e9, MachinePeaks.from_dict(run.settings["machine_peaks"]),
+                        "float32", "numpy")
+    assert cells["decode"] == f"{expected.percent_of_peak:.0f}% {'C' if expected.bound == 'compute' else 'M'}"
+    assert "% peak" in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", cells)
+    assert "% peak" not in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", {})
+    assert percent_of_peak(case, "stages", medians, None) == {}

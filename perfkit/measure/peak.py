@@ -597,6 +597,17 @@ def cached_peaks(fingerprint: Fingerprint,
     return peaks if peaks.fingerprint == fingerprint else None
 
 
+def recorded_peaks(threads: int | None = None,
+                   directory: str | os.PathLike[str] | None = None) -> dict[str, Any] | None:
+    """The cached peaks of this machine for ``threads`` as a dict, for a run to record; ``None`` when
+    ``perfkit machine`` has not measured them (a run never measures them itself: that takes minutes)."""
+    try:
+        hit = cached_peaks(machine_fingerprint(threads), directory)
+    except (InputError, OSError):
+        return None
+    return hit.to_dict() if hit is not None else None
+
+
 def store_peaks(peaks: MachinePeaks, directory: str | os.PathLike[str] | None = None) -> Path:
     """Add or replace ``peaks``' entry, keeping the other machines'."""
     path = cache_path(directory)

@@ -31,7 +31,7 @@ from .parity_tables import parity_stage_table, parity_summary_table, tolerance_t
 from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, rtf_sweep_table, rtf_table
 from .sources import ResultSet
 from .stage_tables import confidence_label, speedup_interval, timing_table
-from .stage_work import stage_flops
+from .stage_work import percent_of_peak, stage_flops
 from .streaming_tables import streaming_table
 from .timing import CaseTiming, case_timing, compare_rows
 from .validity import INVALID, Validity, parity_line
@@ -79,6 +79,23 @@ def _variant_order(results: ResultSet, preferred: Sequence[str]) -> list[str]:
                 seen.append(case.variant)
     present = {c.variant for r in results.runs for c in r.cases}
     return [v for v in seen if v in present]
+
+
+PEAK_NOTE = ("% peak: achieved rate over this machine's measured peak (`perfkit machine`, recorded with the "
+             "run): C = compute-bound stage, of the GEMM peak of the library the backend competes with in its "
+             "dtype; M = memory-bound stage, of the memory bandwidth.")
+
+
+def stage_medians(timing: CaseTiming) -> dict[str, float]:
+    """Median ns per stage name, and the total under ``decode``."""
+    out = {}
+    for r in timing.stages:
+        s = r.summary()
+        if s is not None:
+            out[r.stage] = s.median
+    if timing.total is not None and timing.total.samples_ns:
+        out["decode"] = timing.total.summary().median
+    return out
 
 
 def _cases(results: ResultSet, suite: str) -> list[tuple[Run, CaseRecord]]:
@@ -152,6 +169,7 @@ class _Builder:
             present = [v for v in self.variants if v in by_case[case_name]]
             timings = {v: case_timing(by_case[case_name][v][1]) for v in present}
             records = {v: by_case[case_name][v][1] for v in present}
+            peaks = {v: by_case[case_name][v][0].settings.get("machine_peaks") for v in present}
             if not first:
                 first = {v: (records[v], timings[v]) for v in present}
             self.doc.heading(3, md(case_name))
@@ -160,7 +178,10 @@ class _Builder:
                 case = records[v]
                 inv = self.invalid(v, case.case.preset)
                 self.doc.heading(4, md(v))
-                self.doc.add(timing_table(timings[v], stage_flops(case, suite), INVALID if inv else ""))
+                roof = percent_of_peak(case, suite, stage_medians(timings[v]), peaks[v])
+                self.doc.add(timing_table(timings[v], stage_flops(case, suite), INVALID if inv else "", roof))
+                if roof:
+                    self.doc.add(PEAK_NOTE)
                 frames = int(case.case.param("frames", 0))
                 extra = []
                 if suite == "generator" and frames:

@@ -107,15 +107,23 @@ def cumulative_line(first: DeltaRow | None) -> str:
             f"{confidence_label(c)} {speedup_interval(c)})**")
 
 
-def timing_table(timing: CaseTiming, flops: Mapping[str, int] | None = None, invalid: str = "") -> str:
-    """One case: Stage | Time (ms) | ± IQR/2 (ms) | p99 (ms) | Share | [FLOPs (M) | GFLOP/s]."""
+def timing_table(timing: CaseTiming, flops: Mapping[str, int] | None = None, invalid: str = "",
+                 peak: Mapping[str, str] | None = None) -> str:
+    """One case: Stage | Time (ms) | ± IQR/2 (ms) | p99 (ms) | Share | [FLOPs (M) | GFLOP/s | % peak].
+
+    ``peak``: per stage, the cell :func:`~.stage_work.percent_of_peak` made (the column is left out when
+    empty); the total's key is ``decode``."""
     flops = flops or {}
+    peak = peak or {}
     show_flops = any(flops.get(r.stage) for r in timing.stages)
+    show_peak = show_flops and bool(peak)
     summaries = [(r, r.summary()) for r in timing.stages]
     top = sum(s.median for r, s in summaries if s is not None and r.level == 0)
     headers = ["Stage", "Time (ms)", "± IQR/2 (ms)", "p99 (ms)", "Share"]
     if show_flops:
         headers += ["MFLOP", "GFLOP/s"]
+    if show_peak:
+        headers.append("% peak")
     if invalid:
         headers.append("Valid")
     rows = []
@@ -126,6 +134,8 @@ def timing_table(timing: CaseTiming, flops: Mapping[str, int] | None = None, inv
             f = flops.get(r.stage)
             cells += [units.number(f / 1e6, 2) if f else "-",
                       units.number(gflops(f, s.median if s else None), 2) if f else "-"]
+        if show_peak:
+            cells.append(peak.get(r.stage, "-"))
         if invalid:
             cells.append(invalid)
         rows.append(cells)
@@ -139,6 +149,8 @@ def timing_table(timing: CaseTiming, flops: Mapping[str, int] | None = None, inv
             f = flops.get("decode")
             cells += [units.number(f / 1e6, 2) if f else "-",
                       units.number(gflops(f, s.median), 2) if f else "-"]
+        if show_peak:
+            cells.append(peak.get("decode", "-"))
         if invalid:
             cells.append(invalid)
         rows.append(cells)

@@ -1,5 +1,8 @@
-"""The work of each stage of a stored case — FLOPs from the config (:mod:`perfkit.model.flops`) —
-and the achieved GFLOP/s it implies: ``flops / median seconds / 1e9``.
+"""The work of each stage of a stored case — FLOPs and bytes from the config (:mod:`perfkit.model.flops`) —
+the achieved GFLOP/s it implies (``flops / median seconds / 1e9``), and, when the run recorded this
+machine's measured peaks (``settings["machine_peaks"]``, see :func:`perfkit.measure.peak.recorded_peaks`),
+the percentage of the peak (:func:`perfkit.measure.peak.roofline`: of the GEMM peak for a compute-bound
+stage, of the memory bandwidth for a memory-bound one).
 
 Counts depend only on the preset, the frame count and the compute dtype's element size, all stored
 with the case, so reports regenerated from the same results show the same numbers. Cases whose model
@@ -8,7 +11,11 @@ is unknown (imported pytest-benchmark runs with no preset) have no counts (``{}`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from ..errors import PerfkitError
+from ..model.flops import StageCost
 from ..store.records import CaseRecord
 
 BYTES_PER_ELEMENT = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
@@ -16,6 +23,11 @@ BYTES_PER_ELEMENT = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 
 def stage_flops(case: CaseRecord, suite: str) -> dict[str, int]:
     """FLOPs per stage name (fine and coarse vocoder stages; generator per-utterance stages)."""
+    return {k: v.flops for k, v in stage_costs(case, suite).items()}
+
+
+def stage_costs(case: CaseRecord, suite: str) -> dict[str, StageCost]:
+    """FLOPs and bytes per stage name; ``decode`` (vocoder) is the whole chain; ``{}`` when unknown."""
     try:
         frames = int(case.case.param("frames", 0))
     except (TypeError, ValueError):
@@ -33,19 +45,16 @@ def stage_flops(case: CaseRecord, suite: str) -> dict[str, int]:
     return {}
 
 
-def _vocoder(preset: str, frames: int, b: int) -> dict[str, int]:
-    from ..model.flops import coarse_costs, vocoder_stage_costs
+def _vocoder(preset: str, frames: int, b: int) -> dict[str, StageCost]:
+    from ..model.flops import coarse_costs, total_cost, vocoder_stage_costs
     from ..model.vocoder_config import vocoder_preset
     from ..suites._models import vocoder_preset_name
 
     fine = vocoder_stage_costs(vocoder_preset(vocoder_preset_name(preset)), frames, bytes_per_element=b)
-    out = {k: v.flops for k, v in fine.items()}
-    out.update({k: v.flops for k, v in coarse_costs(fine).items()})
-    out["decode"] = sum(v.flops for v in fine.values())
-    return out
+    return {**fine, **coarse_costs(fine), "decode": total_cost(fine.values())}
 
 
-def _generator(case: CaseRecord, frames: int, b: int) -> dict[str, int]:
+def _generator(case: CaseRecord, frames: int, b: int) -> dict[str, StageCost]:
     from ..model.flops import code_predictor_cost, talker_step_cost, total_cost, vocoder_stage_costs
     from ..model.generator_config import generator_preset
     from ..model.prompt import encode_prompt
@@ -57,11 +66,41 @@ def _generator(case: CaseRecord, frames: int, b: int) -> dict[str, int]:
     name = generator_preset_name(case.case.preset)
     config = generator_preset(name)
     prompt = encode_prompt(config, load_tokenizer(config), TEXTS[str(case.case.param("text", "short"))])
-    talker = sum(talker_step_cost(config, prompt.prefill_length + f - 1, b).flops for f in range(1, frames))
+    talker = total_cost(talker_step_cost(config, prompt.prefill_length + f - 1, b) for f in range(1, frames))
     vocoder = total_cost(vocoder_stage_costs(vocoder_preset(vocoder_preset_for(name)), frames,
-                                             bytes_per_element=b).values()).flops
-    return {"talker_step": talker, "code_predictor": frames * code_predictor_cost(config, b).flops,
+                                             bytes_per_element=b).values())
+    return {"talker_step": talker, "code_predictor": total_cost([code_predictor_cost(config, b)] * frames),
             "vocoder": vocoder}
+
+
+def percent_of_peak(case: CaseRecord, suite: str, medians_ns: Mapping[str, float],
+                    peaks: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{stage: "41% C"}``: the stage's share of the machine's peak, ``C`` compute-bound (of the GEMM
+    peak of the library the backend competes with, in its compute dtype), ``M`` memory-bound (of the
+    measured bandwidth). ``{}`` when the run recorded no peaks or none fits the case's dtype/library."""
+    from ..measure.peak import MachinePeaks, peak_library, roofline
+
+    if not peaks:
+        return {}
+    try:
+        machine = MachinePeaks.from_dict(peaks)
+    except (KeyError, TypeError, ValueError):
+        return {}
+    dtype = dict(case.options).get("dtype", "float32")
+    library = peak_library(case.backend, case.device)
+    if not machine.has_gemm(library, dtype):
+        return {}
+    out: dict[str, str] = {}
+    for stage, cost in stage_costs(case, suite).items():
+        median = medians_ns.get(stage)
+        if not cost.flops or not median or median <= 0:
+            continue
+        try:
+            r = roofline(cost, median / 1e9, machine, dtype, library)
+        except (PerfkitError, ValueError):
+            return {}
+        out[stage] = f"{r.percent_of_peak:.0f}% {'C' if r.bound == 'compute' else 'M'}"
+    return out
 
 
 def gflops(flops: int | None, median_ns: float | None) -> float | None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..measure.environment import Environment, capture_environment, preflight_warnings, source_hash
+from ..measure.peak import recorded_peaks
 from ..measure.protocol import should_stop
 from ..measure.timers import TimerInfo
 from ..store.files import DEFAULT_RESULTS_DIR, new_run_id, write_run
@@ -338,6 +339,7 @@ def run_plan(plan: Plan, results_dir: str | os.PathLike[str] | None = DEFAULT_RE
     run_id = new_run_id(plan.suite, started)
     env = environment or environment_for(plan)
     warnings = preflight_warnings(env, plan.settings.threads)
+    peaks = recorded_peaks(plan.settings.threads)
     obs.run_started(plan, warnings)
     engine = _Engine(plan, obs)
     status = RUN_COMPLETE
@@ -359,7 +361,8 @@ def run_plan(plan: Plan, results_dir: str | os.PathLike[str] | None = DEFAULT_RE
                       finished_utc=_iso(_now()),
                 perfkit_version=_perfkit_version(), command=tuple(command), protocol=plan.protocol.to_dict(),
                 settings={**plan.settings.to_dict(), "memory_pass": plan.memory,
-                          "variants": [r.to_dict() for r in plan.variants]},
+                          "variants": [r.to_dict() for r in plan.variants],
+                          **({"machine_peaks": peaks} if peaks else {})},
                 environment=env, warnings=tuple(warnings), skipped=plan.skipped, cases=tuple(engine.records),
             )
             path = write_run(run, results_dir) if results_dir is not None else None
