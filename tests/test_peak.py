@@ -243,11 +243,11 @@ def test_a_run_records_the_cached_peaks_and_reports_percent_of_peak(tmp_path, mo
     """With this machine's peaks cached, a stages run stores them and its report has a % peak column whose
     figures are the roofline's; without them there is no column (a run never measures peaks itself)."""
     from perfkit.measure.peak import MachinePeaks, machine_fingerprint, recorded_peaks, store_peaks
+    from perfkit.measure.protocol import Protocol
     from perfkit.report.comparison import stage_medians
     from perfkit.report.stage_tables import timing_table
     from perfkit.report.stage_work import percent_of_peak, stage_costs
     from perfkit.report.timing import case_timing
-    from perfkit.measure.protocol import Protocol
     from perfkit.run import CaseRequest, WorkerSettings, make_plan, run_plan
 
     monkeypatch.setenv("PERFKIT_CACHE_DIR", str(tmp_path / "cache"))
@@ -273,3 +273,28 @@ def test_a_run_records_the_cached_peaks_and_reports_percent_of_peak(tmp_path, mo
     assert "% peak" in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", cells)
     assert "% peak" not in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", {})
     assert percent_of_peak(case, "stages", medians, None) == {}
+
+
+def test_a_slow_dtype_is_measured_at_a_small_size(monkeypatch):
+    """An emulated dtype (well under 1 GFLOP/s) is not run at MIN_N for minutes: the probe's rate sizes it."""
+    import time as _time
+
+    sizes = []
+
+    def fake_kernel(library, dtype, n):  # 0.2 GFLOP/s: MIN_N would take 86 s per product
+        sizes.append(n)
+        return (lambda: _time.sleep(2 * n**3 / 0.2e9)), (lambda: None)
+
+    monkeypatch.setattr(peak, "_gemm_kernel", fake_kernel)
+    m = peak.measure_gemm("torch", "bfloat16", 1, target_s=0.05, repeats=1)
+    assert m.size == peak.PROBE_N < peak.MIN_N and max(sizes) == peak.PROBE_N
+    assert 0.1 < m.best < 0.25  # the rate is still measured
+
+
+def test_peaks_measured_under_load_are_flagged():
+    from perfkit.commands.machine import load_warning
+
+    fp = peak.machine_fingerprint(1)
+    busy = peak.MachinePeaks(fp, "2026-01-01T00:00:00+00:00", (), load_avg=(3.0 * fp.cpu_count_usable, 1.0, 1.0))
+    quiet = peak.MachinePeaks(fp, "2026-01-01T00:00:00+00:00", (), load_avg=(0.1, 0.1, 0.1))
+    assert "--refresh" in load_warning(busy) and load_warning(quiet) == ""

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import InputError
+from ..measure.environment import HIGH_LOAD_PER_CPU
 from ..measure.peak import GEMM, MachinePeaks, cache_path, machine_peaks
 
 
@@ -65,3 +66,16 @@ def print_peaks(peaks: MachinePeaks) -> None:
         table.add_row(m.kind, m.library, dtype, str(m.threads), size, f"{m.best:.1f}", f"{m.median:.1f}",
                       f"{100 * m.spread:.0f}%", m.unit, ridge)
     Console(width=None if sys.stdout.isatty() else 120).print(table)
+    warning = load_warning(peaks)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def load_warning(peaks: MachinePeaks) -> str:
+    """Why the peaks may be low: the 1-minute load average when measured exceeded half a core per thread.
+    Peaks measured under load make every later "% of peak" too high; ``--refresh`` on a quiet machine."""
+    if not peaks.load_avg or peaks.load_avg[0] <= HIGH_LOAD_PER_CPU * peaks.fingerprint.cpu_count_usable:
+        return ""
+    return (f"measured under load (1-minute load average {peaks.load_avg[0]:.2f} on "
+            f"{peaks.fingerprint.cpu_count_usable} usable CPUs): the peaks are likely too low, and every "
+            "'% peak' computed from them too high; run `perfkit machine --refresh` on a quiet machine")

@@ -73,6 +73,10 @@ DEFAULT_REPEATS = 5
 PROBE_N = 512
 MIN_N = 2048
 MAX_N = 4096
+SLOW_GEMM_S = 2.0
+"""A library/dtype whose ``MIN_N`` product would take longer than this (an emulated dtype: bfloat16
+without AVX512-BF16/AMX runs at well under 1 GFLOP/s) is measured at the size ``target_s`` asks for,
+down to ``PROBE_N``, instead: the rate is what matters, and minutes of one slow kernel are not."""
 MIN_BANDWIDTH_BYTES = 256 * 2**20
 MAX_BANDWIDTH_BYTES = 2**30
 
@@ -435,7 +439,9 @@ def measure_gemm(library: str, dtype: str, threads: int, *, n: int | None = None
             run()  # warm-up: library initialisation, page faults
             probe_s = _single(run, sync)
             rate = 2 * probe_n**3 / max(probe_s, 1e-9)
-            n = _round_n((rate * target_s / 2) ** (1 / 3), max_n)
+            fit = (rate * target_s / 2) ** (1 / 3)
+            slow = 2 * min(MIN_N, max_n) ** 3 / rate > SLOW_GEMM_S
+            n = max(probe_n, round(fit / 256) * 256) if slow else _round_n(fit, max_n)
         run, sync = _gemm_kernel(library, dtype, n)
         run()
         first = _single(run, sync)
