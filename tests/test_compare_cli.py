@@ -92,3 +92,20 @@ def test_user_errors_are_one_line(cli, tmp_path: Path, args: tuple[str, ...], me
     code, _, err = cli("compare", *args, "--results", str(tmp_path), "--reports", str(tmp_path))
     assert code == 2 and message in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_generator_only_comparison_summarises_the_synthesis(tmp_path: Path) -> None:
+    """Without the stages suite the summary is the generator's end-to-end synthesis, never an empty table."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["compare", "numpy", "numpy:dtype=float64", *QUICK, "--suite", "generator", "--no-memory",
+                     "--no-plots", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")])
+    assert code == 0, err.getvalue()
+    assert "synthesis (ms)" in out.getvalue()
+    (report_dir,) = (tmp_path / "reports").iterdir()
+    summary = section((report_dir / "report.md").read_text(encoding="utf-8"), "## Summary")
+    assert "| Synthesis (ms) |" in summary and "| RTF (synthesis) |" in summary
+    body = {r[0]: r for r in table_rows(summary)}
+    assert set(body) == {"numpy:dtype=float32", "numpy:dtype=float64"}
+    assert all(float(r[2]) > 0 for r in body.values())
+    assert body["numpy:dtype=float32"][6] == "baseline" and body["numpy:dtype=float64"][6] != "-"

@@ -243,7 +243,7 @@ def _execute(plan: Plan, results: str, observer: Observer, command: Sequence[str
 
 def terminal_table(report: ComparisonReport) -> Table:
     table = Table(title=f"perfkit compare (baseline {escape(report.baseline)})", title_justify="left")
-    columns = ("variant", "parity", "decode (ms)", "± IQR/2", "speedup", "verdict", "RTF (wall/audio)",
+    columns = ("variant", "parity", f"{report.summary_of} (ms)", "± IQR/2", "speedup", "verdict", "RTF (wall/audio)",
                "peak RSS (MiB)")
     for col in columns:
         table.add_column(col, justify="left" if col in ("variant", "parity", "verdict") else "right")
