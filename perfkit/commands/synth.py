@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from .. import registry
 from ..errors import InputError
 from ..model.audio import check_audio_path, write_audio
+from ..model.codes import check_codes_path
 from ..model.sampling import (
     DEFAULT_REPETITION_PENALTY,
     DEFAULT_TEMPERATURE,
@@ -62,15 +62,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_codes_path(path: str) -> Path:
-    p = Path(path)
-    if p.suffix.lower() != ".npy":
-        raise InputError(f"codes output {p}: use a .npy file name")
-    if str(p.parent) not in ("", ".") and not p.parent.exists():
-        raise InputError(f"codes output {p}: directory {p.parent} does not exist")
-    return p
-
-
 def options_from_args(args: argparse.Namespace) -> SamplingOptions:
     return SamplingOptions(greedy=args.greedy, temperature=args.temperature, top_k=args.top_k,
                            top_p=args.top_p, repetition_penalty=args.repetition_penalty, seed=args.seed,
@@ -79,7 +70,7 @@ def options_from_args(args: argparse.Namespace) -> SamplingOptions:
 
 def run(args: argparse.Namespace) -> int:
     out = check_audio_path(args.out)
-    codes_out = _check_codes_path(args.codes_out) if args.codes_out else None
+    codes_out = check_codes_path(args.codes_out) if args.codes_out else None
     if args.chunk_frames <= 0:
         raise InputError(f"--chunk-frames must be positive, got {args.chunk_frames}")
     options = options_from_args(args)

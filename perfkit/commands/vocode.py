@@ -12,7 +12,7 @@ from .. import registry
 from ..errors import InputError
 from ..interface import decode_to_host
 from ..model.audio import check_audio_path, write_audio
-from ..model.codes import load_codes, synthetic_codes
+from ..model.codes import check_codes_path, load_codes, synthetic_codes
 from ..model.loading import vocoder_from_args
 
 
@@ -36,19 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _check_codes_path(path: str) -> Path:
-    """Fail early on a codes output perfkit cannot write: a ``.npy`` name in an existing directory."""
-    p = Path(path)
-    if p.suffix.lower() != ".npy":
-        raise InputError(f"codes output {p}: use a .npy file name")
-    if str(p.parent) not in ("", ".") and not p.parent.exists():
-        raise InputError(f"codes output {p}: directory {p.parent} does not exist")
-    return p
-
-
 def run(args: argparse.Namespace) -> int:
     out = check_audio_path(args.out)
-    codes_out = _check_codes_path(args.codes_out) if args.codes_out else None
+    codes_out = check_codes_path(args.codes_out) if args.codes_out else None
     if args.save_model is not None and Path(args.save_model).exists() and not Path(args.save_model).is_dir():
         raise InputError(f"--save-model {args.save_model}: exists and is not a directory")
     if (args.preset is None) == (args.model is None):

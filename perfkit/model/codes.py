@@ -20,6 +20,16 @@ def synthetic_codes(config: VocoderConfig, frames: int, seed: int = 0) -> np.nda
     return (rng.random((config.num_quantizers, frames)) * highs).astype(np.int64)
 
 
+def check_codes_path(path: str | os.PathLike[str]) -> Path:
+    """Fail early on a codes output perfkit cannot write: a ``.npy`` name in an existing directory."""
+    p = Path(path)
+    if p.suffix.lower() != ".npy":
+        raise InputError(f"codes output {p}: use a .npy file name")
+    if str(p.parent) not in ("", ".") and not p.parent.exists():
+        raise InputError(f"codes output {p}: directory {p.parent} does not exist")
+    return p
+
+
 def load_codes(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a ``.npy`` codes file (no pickle) as int64; :class:`InputError` if it cannot be."""
     p = Path(path)
