@@ -58,7 +58,8 @@ def _missing_requirement() -> str:
     """Why the official code cannot run here, or ``""``."""
     for name, dist in (("torch", "torch"), ("transformers", "transformers"), ("qwen_tts", "qwen-tts")):
         if importlib.util.find_spec(name) is None:
-            return f"{dist} is not installed (pip install qwen-tts==0.1.1 transformers==4.57.3)"
+            return (f"{dist} is not installed (pip install --no-deps qwen-tts==0.1.1 && "
+                    "pip install transformers==4.57.3 accelerate)")
     return ""
 
 

@@ -49,7 +49,7 @@ def _find_spec_without(*missing: str):
 def test_unavailable_without_the_package(fresh_import):
     fresh_import.setattr(official, "_find_spec", _find_spec_without("qwen_tts"))
     assert official.unavailable_reason() == official.NOT_INSTALLED
-    assert "pip install qwen-tts==0.1.1 transformers==4.57.3" in official.NOT_INSTALLED
+    assert "pip install --no-deps qwen-tts==0.1.1 && pip install transformers==4.57.3" in official.NOT_INSTALLED
     infos = registry.describe_variants("qwen-tts")
     assert len(infos) == 4 and not any(i.available for i in infos)
     assert {i.reason for i in infos} == {official.NOT_INSTALLED}

@@ -28,7 +28,8 @@ from typing import Any
 
 from perfkit.errors import BackendUnavailable
 
-INSTALL_HINT = "pip install qwen-tts==0.1.1 transformers==4.57.3"
+INSTALL_HINT = ("pip install --no-deps qwen-tts==0.1.1 && pip install transformers==4.57.3 accelerate "
+                "(--no-deps: the decoder needs none of the package's audio dependencies)")
 NOT_INSTALLED = f"the qwen-tts package is not installed: {INSTALL_HINT}"
 OFFICIAL_PACKAGE = "qwen_tts.core.tokenizer_12hz"
 CONFIG_MODULE = "configuration_qwen3_tts_tokenizer_v2"
