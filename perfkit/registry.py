@@ -115,7 +115,7 @@ def clear_cache() -> None:
 
 
 def backend_names() -> list[str]:
-    """Registered backend names, sorted (nothing is imported)."""
+    """Registered backend names, in entry-point order (nothing is imported)."""
     return list(dict.fromkeys(ep.name for ep in _entry_points()))
 
 

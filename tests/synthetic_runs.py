@@ -56,6 +56,19 @@ def environment(commit: str, dirty: bool = False) -> Environment:
     )
 
 
+def _complete_run(run_id: str, suite: str, commit: str, started: str, settings: dict, cases: list) -> Run:
+    """A complete run of ``suite`` started and finished at ``started`` on the fixture environment."""
+    return Run(run_id=run_id, suite=suite, status="complete", started_utc=started, finished_utc=started,
+               settings=settings, environment=environment(commit), cases=tuple(cases))
+
+
+def _one_series_case(variant: str, case: Case, series: SeriesRecord,
+                     memory: MemoryRecord | None = None) -> CaseRecord:
+    """A case of ``variant`` (no options) holding one series."""
+    return CaseRecord(variant=variant, backend=variant.partition(":")[0], options=(), case=case,
+                      series=(series,), memory=memory)
+
+
 def _samples(rng: np.random.Generator, median: float, n: int, noise: float) -> tuple[int, ...]:
     return tuple(int(v) for v in np.maximum(1, rng.normal(median, median * noise, n)).round())
 
@@ -182,16 +195,8 @@ def parity_run(
                 failures=failures,
             )
         )
-    return Run(
-        run_id=run_id,
-        suite="parity",
-        status="complete",
-        started_utc=started,
-        finished_utc=started,
-        settings={"parity": [r.to_dict() for r in records], "reference": "numpy:dtype=float64"},
-        environment=environment(commit),
-        cases=tuple(cases),
-    )
+    settings = {"parity": [r.to_dict() for r in records], "reference": "numpy:dtype=float64"}
+    return _complete_run(run_id, "parity", commit, started, settings, cases)
 
 
 def rtf_run(
@@ -223,26 +228,9 @@ def rtf_run(
             weight_bytes=2 * 2**20,
             passes=3,
         )
-        cases.append(
-            CaseRecord(
-                variant=variant,
-                backend=variant.partition(":")[0],
-                options=(),
-                case=case,
-                series=(SeriesRecord("phases", True, 1, tuple(range(8)), stages),),
-                memory=memory,
-            )
-        )
-    return Run(
-        run_id=run_id,
-        suite="rtf",
-        status="complete",
-        started_utc=started,
-        finished_utc=started,
-        settings={"threads": threads, "memory_pass": True},
-        environment=environment(commit),
-        cases=tuple(cases),
-    )
+        cases.append(_one_series_case(variant, case, SeriesRecord("phases", True, 1, tuple(range(8)), stages),
+                                      memory))
+    return _complete_run(run_id, "rtf", commit, started, {"threads": threads, "memory_pass": True}, cases)
 
 
 def streaming_run(
@@ -262,25 +250,8 @@ def streaming_run(
             for i in range(n)
         )
         case = Case("tiny", (("chunk_frames", chunk), ("frames", 24), ("seed", 0), ("text", "short")))
-        cases.append(
-            CaseRecord(
-                variant=variant,
-                backend=variant.partition(":")[0],
-                options=(),
-                case=case,
-                series=(SeriesRecord("stream", True, 1, tuple(range(10)), stages),),
-            )
-        )
-    return Run(
-        run_id=run_id,
-        suite="streaming",
-        status="complete",
-        started_utc=started,
-        finished_utc=started,
-        settings={"threads": None},
-        environment=environment(commit),
-        cases=tuple(cases),
-    )
+        cases.append(_one_series_case(variant, case, SeriesRecord("stream", True, 1, tuple(range(10)), stages)))
+    return _complete_run(run_id, "streaming", commit, started, {"threads": None}, cases)
 
 
 def profile_run(

@@ -351,7 +351,6 @@ def test_raw_logits_equal_the_official_heads(official_run):
         want = (official_run.talker_logits[frame] if group == 0
                 else official_run.predictor_logits[group - 1][frame])
         scale = float(np.max(np.abs(want)))
-        assert 1.0 < scale < 100.0
         np.testing.assert_allclose(logits, want, rtol=0, atol=1e-4 * scale, err_msg=f"frame {frame} group {group}")
 
 

@@ -265,14 +265,15 @@ def test_a_run_records_the_cached_peaks_and_reports_percent_of_peak(tmp_path, mo
     [case] = run.cases
     timing = case_timing(case)
     medians = stage_medians(timing)
-    cells = percent_of_peak(case, "stages", medians, run.settings["machine_peaks"])
-    cost = stage_costs(case, "stages")["decode"]
+    costs = stage_costs(case, "stages")
+    cells = percent_of_peak(case, costs, medians, run.settings["machine_peaks"])
+    cost = costs["decode"]
     expected = roofline(cost, medians["decode"] / 1e9, MachinePeaks.from_dict(run.settings["machine_peaks"]),
                         "float32", "numpy")
     assert cells["decode"] == f"{expected.percent_of_peak:.0f}% {'C' if expected.bound == 'compute' else 'M'}"
     assert "% peak" in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", cells)
     assert "% peak" not in timing_table(timing, {"decode": cost.flops, "pre_conv": 1}, "", {})
-    assert percent_of_peak(case, "stages", medians, None) == {}
+    assert percent_of_peak(case, costs, medians, None) == {}
 
 
 def test_a_slow_dtype_is_measured_at_a_small_size(monkeypatch):

@@ -81,21 +81,24 @@ class Timer(abc.ABC):
 
 
 class CpuTimer(Timer):
-    """``time.perf_counter_ns`` stamps; :meth:`end` synchronises too (a wall clock needs the work done)."""
+    """Stamps of ``clock`` (``time.perf_counter_ns``; a virtual clock in tests); :meth:`end` synchronises
+    too (a wall clock needs the work done)."""
 
     kind = "perf_counter_ns"
 
-    def __init__(self, synchronize: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, synchronize: Callable[[], None] = lambda: None,
+                 clock: Callable[[], int] = time.perf_counter_ns) -> None:
         super().__init__(synchronize)
+        self._clock = clock
         self._stamps: list[int] = []
 
     def start(self) -> None:
         self._names = []
-        self._stamps = [time.perf_counter_ns()]
+        self._stamps = [self._clock()]
 
     def lap(self, span: str) -> None:
         self._sync()
-        self._stamps.append(time.perf_counter_ns())
+        self._stamps.append(self._clock())
         self._names.append(span)
 
     end = lap

@@ -31,7 +31,7 @@ from .parity_tables import parity_stage_table, parity_summary_table, tolerance_t
 from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, rtf_sweep_table, rtf_table
 from .sources import ResultSet
 from .stage_tables import confidence_label, speedup_interval, timing_table
-from .stage_work import percent_of_peak, stage_flops
+from .stage_work import percent_of_peak, stage_costs
 from .streaming_tables import streaming_table
 from .timing import CaseTiming, case_timing, compare_rows
 from .validity import INVALID, Validity, parity_line
@@ -180,8 +180,10 @@ class _Builder:
                 case = records[v]
                 inv = self.invalid(v, case.case.preset)
                 self.doc.heading(4, md(v))
-                roof = percent_of_peak(case, suite, stage_medians(timings[v]), peaks[v])
-                self.doc.add(timing_table(timings[v], stage_flops(case, suite), INVALID if inv else "", roof))
+                costs = stage_costs(case, suite)
+                roof = percent_of_peak(case, costs, stage_medians(timings[v]), peaks[v])
+                flops = {k: c.flops for k, c in costs.items()}
+                self.doc.add(timing_table(timings[v], flops, INVALID if inv else "", roof))
                 if roof:
                     self.doc.add(PEAK_NOTE)
                 frames = int(case.case.param("frames", 0))

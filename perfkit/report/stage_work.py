@@ -73,11 +73,12 @@ def _generator(case: CaseRecord, frames: int, b: int) -> dict[str, StageCost]:
             "vocoder": vocoder}
 
 
-def percent_of_peak(case: CaseRecord, suite: str, medians_ns: Mapping[str, float],
+def percent_of_peak(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns: Mapping[str, float],
                     peaks: Mapping[str, Any] | None) -> dict[str, str]:
-    """``{stage: "41% C"}``: the stage's share of the machine's peak, ``C`` compute-bound (of the GEMM
-    peak of the library the backend competes with, in its compute dtype), ``M`` memory-bound (of the
-    measured bandwidth). ``{}`` when the run recorded no peaks or none fits the case's dtype/library."""
+    """``{stage: "41% C"}`` for each of ``costs`` (:func:`stage_costs`): the stage's share of the machine's
+    peak, ``C`` compute-bound (of the GEMM peak of the library the backend competes with, in its compute
+    dtype), ``M`` memory-bound (of the measured bandwidth). ``{}`` when the run recorded no peaks or none
+    fits the case's dtype/library."""
     from ..measure.peak import MachinePeaks, peak_library, roofline
 
     if not peaks:
@@ -91,7 +92,7 @@ def percent_of_peak(case: CaseRecord, suite: str, medians_ns: Mapping[str, float
     if not machine.has_gemm(library, dtype):
         return {}
     out: dict[str, str] = {}
-    for stage, cost in stage_costs(case, suite).items():
+    for stage, cost in costs.items():
         median = medians_ns.get(stage)
         if not cost.flops or not median or median <= 0:
             continue

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..interface import Backend, State, VocoderRunner
-from ..measure.timers import Timer, TimerInfo
+from ..measure.timers import CpuTimer, Timer, TimerInfo
 from ..model.stages import parent_stage
 from ..model.vocoder_config import VocoderConfig
 from ..model.vocoder_model import VocoderModel
@@ -70,31 +70,14 @@ def inject(fault: str, where: str) -> None:
             blocks.append(np.empty(64 * 2**20, dtype=np.uint8))
 
 
-class VirtualTimer(Timer):
-    """A :class:`~perfkit.measure.timers.Timer` on the fake backend's virtual clock (1 ns resolution,
+class VirtualTimer(CpuTimer):
+    """A :class:`~perfkit.measure.timers.CpuTimer` on the fake backend's virtual clock (1 ns resolution,
     no overhead): spans are exactly the durations the backend was told to take."""
 
     kind = "virtual"
 
     def __init__(self, backend: FakeBackend) -> None:
-        super().__init__(backend.synchronize)
-        self._backend = backend
-        self._stamps: list[int] = []
-
-    def start(self) -> None:
-        self._names = []
-        self._stamps = [self._backend.now_ns]
-
-    def lap(self, span: str) -> None:
-        self._sync()
-        self._stamps.append(self._backend.now_ns)
-        self._names.append(span)
-
-    end = lap
-
-    def read(self) -> dict[str, int]:
-        s = self._stamps
-        return self._accumulate([s[i + 1] - s[i] for i in range(len(s) - 1)])
+        super().__init__(backend.synchronize, clock=lambda: backend.now_ns)
 
     def info(self) -> TimerInfo:
         return TimerInfo(self.kind, 1.0, 0.0)
