@@ -36,14 +36,36 @@ vocoder) through :meth:`perfkit.interface.Backend.to_host`. What a runner must g
   row a step samples from is appended to it as ``(frame, group, logits)`` (backend array, unmasked:
   the model's raw output).
 - ``session.frame`` belongs to the framework; a runner reads it and never changes it.
+
+**Batches** (optional, the ``rtf`` suite's batch sweep): :meth:`GeneratorRunner.new_batch` plans
+``B`` same-length requests (equal prefill length, a fixed frame count, EOS ignored: no padding and
+no masking) as a :class:`GeneratorBatch`, and the ``*_batch`` methods run each stage for every item
+in lockstep::
+
+    batch = runner.new_batch(prompts, options)          # B sessions planned; allocate_batch()
+    logits = runner.prefill_batch(batch)                 # logits[i]: item i's (vocab_size,) row
+    loop, frame f = batch.frame = 0, 1, …, frames - 1:
+        if f > 0: logits = runner.talker_step_batch(batch)
+        runner.sample_group0_batch(batch, logits)        # codes0[i]: item i's group-0 code
+        runner.code_predictor_batch(batch)
+        batch.end_frame()
+    runner.codes_batch(batch, a, b)                      # [i]: item i's (G, b - a) codes
+
+The default implementations loop over the items' batch-1 sessions one after another, so every runner
+supports batches unchanged (``batch_mode`` ``"looped"``). A runner that sets ``native_batch = True``
+overrides :meth:`allocate_batch` and the ``*_batch`` stages to run all items in one pass — caches and
+activations with a leading batch dimension, so each weight read serves ``B`` items (the talker step
+and the code predictor are memory-bandwidth bound) — and reports ``batch_mode`` ``"native"``. Item
+``i`` of a batch must make the codes a batch-1 session of request ``i`` makes.
 """
 
 from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -91,10 +113,46 @@ class GeneratorSession:
         return int(self.forced_codes[group, self.frame])
 
 
+@dataclass(eq=False)
+class GeneratorBatch:
+    """``B`` utterances made in lockstep: one planned :class:`GeneratorSession` per item plus ``state``.
+
+    ``sessions[i]`` holds item ``i``'s prompt, options (its own seed) and uniforms; in the default
+    (looped) mode each session also holds its own runner state, in the native mode ``state`` holds the
+    batched one (KV caches ``(B, …)``, codes ``(B, G, frames)`` …). Every item has the same
+    ``prefill_length`` and ``max_frames`` (a fixed frame count), so their ``frame`` counters agree.
+    """
+
+    sessions: tuple[GeneratorSession, ...]
+    state: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        """``B``."""
+        return len(self.sessions)
+
+    @property
+    def frame(self) -> int:
+        """The frame being made by every item (advanced by :meth:`end_frame`, never by the runner)."""
+        return self.sessions[0].frame
+
+    @property
+    def max_frames(self) -> int:
+        return self.sessions[0].max_frames
+
+    def end_frame(self) -> None:
+        """Frame ``frame`` is complete for every item."""
+        for session in self.sessions:
+            session.end_frame()
+
+
 class GeneratorRunner(abc.ABC):
     """A generator loaded into a backend (weights converted once). See the module docstring for the loop."""
 
     stages: tuple[str, ...] = GENERATOR_STAGES
+    #: ``True`` when the runner overrides the ``*_batch`` stages to run a batch in one pass; ``False``:
+    #: the default implementations loop over batch-1 sessions.
+    native_batch: ClassVar[bool] = False
 
     def __init__(self, config: GeneratorConfig) -> None:
         self.config = config
@@ -119,12 +177,23 @@ class GeneratorRunner(abc.ABC):
             if forced_codes.ndim != 2 or forced_codes.shape[0] != g or forced_codes.shape[1] == 0:
                 raise InputError(f"forced codes must have shape ({g}, frames), got {forced_codes.shape}")
             options = _with_fixed_frames(options, forced_codes.shape[1])
-        max_frames = frame_budget(self.config, prompt, options)
-        uniforms = sampling_uniforms(options.seed, max_frames, self.config.num_code_groups)
-        session = GeneratorSession(prompt, options, max_frames, uniforms, forced_codes=forced_codes,
-                                   logits_log=logits_log)
+        session = self.plan_session(prompt, options, forced_codes=forced_codes, logits_log=logits_log)
         self.allocate(session)
         return session
+
+    def plan_session(
+        self,
+        prompt: Prompt,
+        options: SamplingOptions,
+        *,
+        forced_codes: np.ndarray | None = None,
+        logits_log: list[tuple[int, int, Array]] | None = None,
+    ) -> GeneratorSession:
+        """A session with its frame budget and uniforms drawn, but nothing allocated (``state`` empty)."""
+        max_frames = frame_budget(self.config, prompt, options)
+        uniforms = sampling_uniforms(options.seed, max_frames, self.config.num_code_groups)
+        return GeneratorSession(prompt, options, max_frames, uniforms, forced_codes=forced_codes,
+                                logits_log=logits_log)
 
     @abc.abstractmethod
     def allocate(self, session: GeneratorSession) -> None:
@@ -163,6 +232,61 @@ class GeneratorRunner(abc.ABC):
     @abc.abstractmethod
     def codes(self, session: GeneratorSession, start: int, stop: int) -> Array:
         """Codes of finished frames ``[start, stop)``: ``(G, stop - start)`` integers."""
+
+    # ---- batches (optional to override: the defaults loop over batch-1 sessions)
+    @property
+    def batch_mode(self) -> str:
+        """``"native"`` (one pass per stage for the whole batch) or ``"looped"`` (item after item)."""
+        return "native" if self.native_batch else "looped"
+
+    def new_batch(self, prompts: Sequence[Prompt], options: Sequence[SamplingOptions]) -> GeneratorBatch:
+        """Plan ``B = len(prompts)`` same-length requests and allocate (:meth:`allocate_batch`).
+
+        :class:`InputError` unless ``B >= 1``, there is one options per prompt, every item has a fixed
+        frame count (EOS ignored) and every item has the same prefill length and frame count.
+        """
+        prompts, options = tuple(prompts), tuple(options)
+        if not prompts:
+            raise InputError("a batch needs at least one request")
+        if len(options) != len(prompts):
+            raise InputError(f"a batch needs one sampling options per prompt, got {len(options)} for "
+                             f"{len(prompts)} prompts")
+        if any(not o.ignore_eos for o in options):
+            raise InputError("a batch needs a fixed frame count per request (EOS ignored): items stop together")
+        sessions = tuple(self.plan_session(p, o) for p, o in zip(prompts, options, strict=True))
+        shapes = {(s.prompt.prefill_length, s.max_frames) for s in sessions}
+        if len(shapes) > 1:
+            got = ", ".join(f"{p} positions / {f} frames" for p, f in sorted(shapes))
+            raise InputError(f"a batch needs requests of the same length (prefill positions and frames), got {got}")
+        batch = GeneratorBatch(sessions)
+        self.allocate_batch(batch)
+        return batch
+
+    def allocate_batch(self, batch: GeneratorBatch) -> None:
+        """Create the batch's state; the default allocates every item's batch-1 session."""
+        for session in batch.sessions:
+            self.allocate(session)
+
+    def prefill_batch(self, batch: GeneratorBatch) -> Sequence[Array]:
+        """Stage ``prefill`` for every item: ``[i]`` is item ``i``'s frame-0 group-0 logits ``(vocab_size,)``
+        (a ``(B, vocab_size)`` array natively, a list of ``B`` rows in the default loop)."""
+        return [self.prefill(s) for s in batch.sessions]
+
+    def talker_step_batch(self, batch: GeneratorBatch) -> Sequence[Array]:
+        """Stage ``talker_step`` for every item: ``[i]`` is item ``i``'s logits ``(vocab_size,)``."""
+        return [self.talker_step(s) for s in batch.sessions]
+
+    def sample_group0_batch(self, batch: GeneratorBatch, logits: Sequence[Array]) -> Sequence[Array]:
+        """Stage ``sampling`` for every item (``logits[i]`` item ``i``'s row): ``[i]`` is its group-0 code."""
+        return [self.sample_group0(s, row) for s, row in zip(batch.sessions, logits, strict=True)]
+
+    def code_predictor_batch(self, batch: GeneratorBatch) -> Sequence[Array]:
+        """Stage ``code_predictor`` for every item: ``[i]`` is item ``i``'s groups ``1 … G-1`` ``(G-1,)``."""
+        return [self.code_predictor(s) for s in batch.sessions]
+
+    def codes_batch(self, batch: GeneratorBatch, start: int, stop: int) -> Sequence[Array]:
+        """Codes of finished frames ``[start, stop)``: ``[i]`` is item ``i``'s ``(G, stop - start)``."""
+        return [self.codes(s, start, stop) for s in batch.sessions]
 
 
 def _with_fixed_frames(options: SamplingOptions, frames: int) -> SamplingOptions:

@@ -12,20 +12,26 @@ EOS check), ``code_predictor``, and the ``vocoder`` decode.
   carries its state (convolution tails, the sliding-window KV cache), so the streamed audio equals
   the offline decode of the same codes and a chunk's cost does not grow with its position.
 
+- :meth:`Synthesizer.synthesize_batch` makes ``B`` requests of one text together (item ``i`` with
+  seed ``seed + i``, a fixed frame count) through :meth:`perfkit.generator_interface.GeneratorRunner.new_batch`
+  — natively batched where the runner supports it, item after item otherwise — then decodes each
+  item's codes with the vocoder, one item after another (the vocoder has no batch dimension).
+
 Host synchronisation per frame: one scalar (the group-0 code, for the EOS check), none with a
 fixed frame count; the codes come to the host per chunk (streaming) or once (offline).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import InputError
-from .generator_interface import Array, GeneratorRunner, GeneratorSession
+from .generator_interface import Array, GeneratorBatch, GeneratorRunner, GeneratorSession
 from .interface import Backend, VocoderRunner, VocoderStream, decode_to_host
 from .model.prompt import Prompt, encode_prompt
 from .model.sampling import SamplingOptions
@@ -56,6 +62,28 @@ def run_frames(backend: Backend, runner: GeneratorRunner, session: GeneratorSess
         session.end_frame()
         yield session.frame
     session.stop = "fixed_frames" if session.options.ignore_eos else "max_frames"
+
+
+def run_batch_frames(runner: GeneratorRunner, batch: GeneratorBatch, logits: Sequence[Array]) -> Iterator[int]:
+    """The batch's frame loop after ``runner.prefill_batch(batch)`` gave ``logits``; yields the finished
+    frame count. Every item makes ``batch.max_frames`` frames (fixed, EOS ignored)."""
+    while batch.frame < batch.max_frames:
+        if batch.frame > 0:
+            logits = runner.talker_step_batch(batch)
+        runner.sample_group0_batch(batch, logits)
+        runner.code_predictor_batch(batch)
+        batch.end_frame()
+        yield batch.frame
+    for session in batch.sessions:
+        session.stop = "fixed_frames"
+
+
+def batch_options(options: SamplingOptions, size: int) -> list[SamplingOptions]:
+    """``size`` copies of ``options``, item ``i`` with seed ``options.seed + i``; :class:`InputError` unless
+    ``size`` is a positive integer."""
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise InputError(f"batch size must be a positive integer, got {size!r}")
+    return [dataclasses.replace(options, seed=options.seed + i) for i in range(size)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -181,6 +209,36 @@ class Synthesizer:
         timings = {"tokenize": t1 - t0, "prefill": t2 - t1, "generate": t3 - t2, "vocoder": t4 - t3,
                    "total": t4 - t0}
         return SynthesisResult(codes, audio, self.sample_rate, prompt, session.stop, timings)
+
+    def synthesize_batch(self, text: str | bytes, options: SamplingOptions, size: int
+                         ) -> tuple[list[SynthesisResult], dict[str, float]]:
+        """``size`` utterances of ``text`` made together (item ``i``: seed ``options.seed + i``; ``options``
+        must fix the frame count), then decoded item by item.
+
+        Returns the per-item results (their ``timings`` are empty: the work is shared) and the batch's
+        per-phase timings in seconds (tokenize: every item's; ``total``: the whole batch).
+        """
+        items = batch_options(options, size)
+        backend, runner = self.backend, self.generator
+        clock = time.perf_counter
+        t0 = clock()
+        prompts = [self.encode(text) for _ in items]
+        t1 = clock()
+        batch = runner.new_batch(prompts, items)
+        logits = runner.prefill_batch(batch)
+        backend.synchronize()
+        t2 = clock()
+        for _ in run_batch_frames(runner, batch, logits):
+            pass
+        codes = [np.asarray(backend.to_host(c), dtype=np.int64) for c in runner.codes_batch(batch, 0, batch.frame)]
+        t3 = clock()
+        audio = [self._decode(c) for c in codes]
+        t4 = clock()
+        timings = {"tokenize": t1 - t0, "prefill": t2 - t1, "generate": t3 - t2, "vocoder": t4 - t3,
+                   "total": t4 - t0}
+        results = [SynthesisResult(c, a, self.sample_rate, p, s.stop)
+                   for c, a, p, s in zip(codes, audio, prompts, batch.sessions, strict=True)]
+        return results, timings
 
     def stream(self, text: str | bytes, options: SamplingOptions | None = None, chunk_frames: int = 4
                ) -> AudioStream:

@@ -1,7 +1,9 @@
 """Passes over the whole TTS pipeline that several suites time: per stage, per phase, streamed.
 
 Every pass makes exactly ``frames`` frames (EOS ignored: the workload does not depend on the
-weights) from a fresh session, with greedy sampling (the rule still runs, so its cost is timed).
+weights) from a fresh session, with greedy sampling (the rule still runs, so its cost is timed). A
+case with ``batch = B > 1`` (the ``rtf`` suite's batch sweep) makes ``B`` utterances per pass through
+the runner's batch stages (item ``i`` seeded ``seed + i``); the vocoder decodes them one after another.
 Not a suite itself (the leading underscore keeps it off the suite list).
 """
 
@@ -19,7 +21,7 @@ from perfkit.model.generator_config import generator_preset
 from perfkit.model.sampling import SamplingOptions
 from perfkit.model.tts_model import TTSModel
 from perfkit.store.records import Case
-from perfkit.synthesis import Synthesizer
+from perfkit.synthesis import Synthesizer, batch_options
 
 from ._models import TEXTS, generator_preset_name
 
@@ -40,6 +42,7 @@ class TTSInputs:
     text: str
     frames: int
     case: Case
+    batch: int = 1
 
 
 def text_of(case: Case) -> str:
@@ -52,8 +55,11 @@ def text_of(case: Case) -> str:
 def prepare_tts(case: Case) -> TTSInputs:
     name = generator_preset_name(case.preset)
     generator_preset(name)
+    batch = case.param("batch", 1)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise InputError(f"batch must be a positive integer, got {batch!r}")
     model = TTSModel.synthetic(name, int(case.param("seed", 0)))
-    return TTSInputs(model, text_of(case), int(case.param("frames")), case)
+    return TTSInputs(model, text_of(case), int(case.param("frames")), case, batch)
 
 
 def chunk_count(frames: int, chunk_frames: int) -> int:
@@ -69,6 +75,8 @@ class TTSPasses:
         self.text = inputs.text
         self.frames = inputs.frames
         self.options = SamplingOptions(greedy=True, fixed_frames=inputs.frames)
+        self.batch = inputs.batch
+        self.batch_options = batch_options(self.options, inputs.batch)
         self.weight_bytes = inputs.model.generator.weight_bytes + inputs.model.vocoder.weight_bytes
 
     def synthesize(self, timer: Timer) -> None:
@@ -102,6 +110,9 @@ class TTSPasses:
 
     def phases(self, timer: Timer) -> None:
         """Spans :data:`PHASE_SPANS`: tokenize, prefill, generate (every frame), vocoder decode."""
+        if self.batch > 1:
+            self.phases_batch(timer)
+            return
         synth, backend, runner = self.synth, self.backend, self.synth.generator
         timer.start()
         prompt = synth.encode(self.text)
@@ -118,6 +129,28 @@ class TTSPasses:
         codes = np.asarray(backend.to_host(runner.codes(session, 0, self.frames)), dtype=np.int64)
         timer.lap("generate")
         decode_to_host(backend, synth.vocoder, codes)
+        timer.lap("vocoder")
+
+    def phases_batch(self, timer: Timer) -> None:
+        """:data:`PHASE_SPANS` for ``batch`` utterances made together: tokenize every item, prefill and
+        generate the batch (native or looped, as the runner does it), decode every item."""
+        synth, backend, runner = self.synth, self.backend, self.synth.generator
+        timer.start()
+        prompts = [synth.encode(self.text) for _ in range(self.batch)]
+        timer.lap("tokenize")
+        batch = runner.new_batch(prompts, self.batch_options)
+        logits = runner.prefill_batch(batch)
+        timer.lap("prefill")
+        for f in range(self.frames):
+            if f > 0:
+                logits = runner.talker_step_batch(batch)
+            runner.sample_group0_batch(batch, logits)
+            runner.code_predictor_batch(batch)
+            batch.end_frame()
+        codes = [np.asarray(backend.to_host(c), dtype=np.int64) for c in runner.codes_batch(batch, 0, self.frames)]
+        timer.lap("generate")
+        for item in codes:
+            decode_to_host(backend, synth.vocoder, item)
         timer.lap("vocoder")
 
     def stream(self, timer: Timer, chunk_frames: int) -> None:

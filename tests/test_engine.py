@@ -376,3 +376,29 @@ def test_worker_sets_and_records_numba_and_torch_threads():
     assert report["requested"] == 1 and report["numba"] == 1 and report["torch"] == 1
     assert report["env"]["OMP_NUM_THREADS"] == report["env"]["NUMBA_NUM_THREADS"] == "1"
     assert report["threadpools"] and all(tp["num_threads"] == 1 for tp in report["threadpools"])
+
+
+def test_memory_pass_separates_the_load_from_the_run(tmp_path):
+    """A backend that keeps 96 MiB from its load and needs 64 MiB while it runs: the after-load RSS holds
+    the 96, the working memory the 64 (plus the tiny model's weights), and the load peak is its own."""
+    held, scratch = 96, 64
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
+                     settings=WorkerSettings(timeout_s=120),
+                     extra=[fake(f"hold_mib={held},scratch_mib={scratch},stage_us=2000")])
+    m = run_plan(plan, tmp_path).run.cases[0].memory
+    assert m is not None and m.load_peak_rss_bytes is not None and m.run_peak_rss_bytes is not None
+    mib = 2**20
+    assert m.rss_after_load_bytes - m.baseline_rss_bytes >= held * mib
+    assert m.load_peak_rss_bytes >= m.rss_after_load_bytes - mib  # the held copy was made during the load
+    assert m.run_peak_rss_bytes - m.rss_after_load_bytes >= scratch * mib * 0.9
+    assert m.peak_rss_bytes == max(m.load_peak_rss_bytes, m.run_peak_rss_bytes)
+    working = m.working_bytes(None)
+    assert (held + scratch * 0.9) * mib <= working <= (held + scratch + 48) * mib
+
+
+def test_memory_pass_without_scratch_reports_little_working_memory(tmp_path):
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
+                     settings=WorkerSettings(timeout_s=120), extra=[fake("stage_us=2000")])
+    m = run_plan(plan, tmp_path).run.cases[0].memory
+    assert m is not None and m.run_peak_rss_bytes is not None
+    assert m.working_bytes(None) < 32 * 2**20

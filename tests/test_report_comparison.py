@@ -58,7 +58,10 @@ def test_rtf_and_streaming_tables() -> None:
     rows = table_rows(section(md, f"### {NUMPY}"))
     assert [r[0] for r in rows] == ["short", "medium", "long"]
     for r in rows:
-        wall_s, audio_s, rtf_value, xrt = float(r[3]) / 1e3, float(r[5]), float(r[6]), float(r[7])
+        assert (r[3], r[4]) == ("1", "-")  # batch 1: no batching to report
+        wall_s, per_utt_s = float(r[5]) / 1e3, float(r[7]) / 1e3
+        audio_s, rtf_value, xrt = float(r[8]), float(r[9]), float(r[10])
+        assert per_utt_s == wall_s
         assert rtf_value == pytest.approx(wall_s / audio_s, rel=2e-3)
         assert xrt == pytest.approx(audio_s / wall_s, rel=2e-3)
     stream = table_rows(section(md, "## Streaming"))

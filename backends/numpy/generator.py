@@ -20,6 +20,12 @@ width, ``V`` codec vocabulary, ``C`` codes per group, ``G`` code groups, ``h``/`
 
 RoPE is the plain 1-D rotary over ``head_dim`` at absolute positions (the official talker's
 multimodal RoPE reduces to it for text-only input, its three position rows being equal).
+
+Batches (``native_batch``): the decoder stacks also take ``x (B, T, D)`` with a KV cache
+``(layers, B, kv, capacity, d)``; every linear layer runs as one GEMM over the ``B * T`` rows, so a
+weight read serves the whole batch (the talker step and the code predictor, ``T = 1``, are
+memory-bandwidth bound). The items of a batch sit at the same positions (same prefill length, lockstep
+frames); sampling stays per item on the host.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from perfkit.generator_interface import GeneratorRunner, GeneratorSession
+from perfkit.generator_interface import GeneratorBatch, GeneratorRunner, GeneratorSession
 from perfkit.model.generator_config import GeneratorConfig
 from perfkit.model.prompt import NO_CODEC, Prompt
 from perfkit.model.sampling import group0_allowed, pick, process_logits
@@ -53,39 +59,51 @@ class Stack:
 
 @dataclass
 class KVCache:
-    """Preallocated keys and values ``(layers, kv_heads, capacity, head_dim)``; ``length`` are filled."""
+    """Preallocated keys and values ``(layers, kv_heads, capacity, head_dim)`` — or, for a batch,
+    ``(layers, B, kv_heads, capacity, head_dim)``; ``length`` positions are filled (in every item)."""
 
     k: np.ndarray
     v: np.ndarray
     length: int = 0
 
     @classmethod
-    def allocate(cls, stack: Stack, capacity: int, dtype: np.dtype) -> KVCache:
-        shape = (stack.layers, stack.kv_heads, capacity, stack.head_dim)
+    def allocate(cls, stack: Stack, capacity: int, dtype: np.dtype, batch: int | None = None) -> KVCache:
+        shape = (stack.layers, *(() if batch is None else (batch,)), stack.kv_heads, capacity, stack.head_dim)
         return cls(np.zeros(shape, dtype=dtype), np.zeros(shape, dtype=dtype))
 
     @property
     def capacity(self) -> int:
-        return int(self.k.shape[2])
+        return int(self.k.shape[-2])
+
+    def batched(self) -> tuple[np.ndarray, np.ndarray]:
+        """Views of ``k, v`` as ``(layers, B, kv_heads, capacity, head_dim)`` (``B = 1`` for one utterance)."""
+        if self.k.ndim == 5:
+            return self.k, self.v
+        return self.k[:, None], self.v[:, None]
 
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, q_pos: np.ndarray, k_pos: np.ndarray
               ) -> np.ndarray:
-    """Causal grouped-query attention. ``q (h, T, d)``, ``k, v (kv, S, d)`` -> ``(T, h*d)``.
+    """Causal grouped-query attention. ``q (h, T, d)``, ``k, v (kv, S, d)`` -> ``(T, h*d)``; with a leading
+    batch axis, ``q (B, h, T, d)``, ``k, v (B, kv, S, d)`` -> ``(B, T, h*d)``.
 
     Query ``i`` sees keys with ``k_pos <= q_pos[i]``; query head ``j*(h/kv) + r`` reads KV head ``j``.
     """
-    heads, t, d = q.shape
-    kv = k.shape[0]
-    qg = q.reshape(kv, heads // kv, t, d)
-    scores = (qg @ k[:, None].transpose(0, 1, 3, 2)) * (d**-0.5)  # (kv, h/kv, T, S)
-    scores = np.where((k_pos[None, :] <= q_pos[:, None])[None, None], scores, -np.inf)
-    out = softmax(scores) @ v[:, None]  # (kv, h/kv, T, d)
-    return out.reshape(heads, t, d).transpose(1, 0, 2).reshape(t, heads * d)
+    if q.ndim == 3:
+        return attention(q[None], k[None], v[None], q_pos, k_pos)[0]
+    b, heads, t, d = q.shape
+    kv = k.shape[1]
+    qg = q.reshape(b, kv, heads // kv, t, d)
+    scores = (qg @ k[:, :, None].transpose(0, 1, 2, 4, 3)) * (d**-0.5)  # (B, kv, h/kv, T, S)
+    scores = np.where(k_pos[None, :] <= q_pos[:, None], scores, -np.inf)
+    out = softmax(scores) @ v[:, :, None]  # (B, kv, h/kv, T, d)
+    return out.reshape(b, heads, t, d).transpose(0, 2, 1, 3).reshape(b, t, heads * d)
 
 
 class NumpyGenerator(GeneratorRunner):
-    """Runs the generator stages on ``dtype`` arrays; weights converted once at load."""
+    """Runs the generator stages on ``dtype`` arrays; weights converted once at load. Batches natively."""
+
+    native_batch = True
 
     def __init__(self, config: GeneratorConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype) -> None:
         super().__init__(config)
@@ -104,7 +122,9 @@ class NumpyGenerator(GeneratorRunner):
 
     # ================================================================== model functions
     def _linear(self, name: str, x: np.ndarray) -> np.ndarray:
-        y = x @ self.w[f"{name}.weight"].T
+        """``(…, In) -> (…, Out)`` as one GEMM over every leading row (a batch reads the weight once)."""
+        w = self.w[f"{name}.weight"]
+        y = (x.reshape(-1, x.shape[-1]) @ w.T).reshape(*x.shape[:-1], w.shape[0])
         bias = self.w.get(f"{name}.bias")
         return y if bias is None else y + bias
 
@@ -134,24 +154,25 @@ class NumpyGenerator(GeneratorRunner):
 
     def _layer(self, stack: Stack, n: int, x: np.ndarray, positions: np.ndarray, cache: KVCache | None
                ) -> np.ndarray:
-        """One decoder layer on ``x (T, D)`` at ``positions (T,)``; with a cache, keys/values are written at
-        ``cache.length …`` and attention reads every filled position."""
+        """One decoder layer on ``x (B, T, D)`` at ``positions (T,)`` (the same for every item); with a cache,
+        keys/values are written at ``cache.length …`` and attention reads every filled position."""
         p = f"{stack.prefix}.layers.{n}"
-        t, d = x.shape[0], stack.head_dim
+        b, t, d = x.shape[0], x.shape[1], stack.head_dim
         a = rms_norm(x, self.w[f"{p}.input_layernorm.weight"], stack.eps)
-        q = rms_norm(self._linear(f"{p}.self_attn.q_proj", a).reshape(t, stack.heads, d),
-                     self.w[f"{p}.self_attn.q_norm.weight"], stack.eps).transpose(1, 0, 2)  # (h, T, d)
-        k = rms_norm(self._linear(f"{p}.self_attn.k_proj", a).reshape(t, stack.kv_heads, d),
-                     self.w[f"{p}.self_attn.k_norm.weight"], stack.eps).transpose(1, 0, 2)  # (kv, T, d)
-        v = self._linear(f"{p}.self_attn.v_proj", a).reshape(t, stack.kv_heads, d).transpose(1, 0, 2)
+        q = rms_norm(self._linear(f"{p}.self_attn.q_proj", a).reshape(b, t, stack.heads, d),
+                     self.w[f"{p}.self_attn.q_norm.weight"], stack.eps).transpose(0, 2, 1, 3)  # (B, h, T, d)
+        k = rms_norm(self._linear(f"{p}.self_attn.k_proj", a).reshape(b, t, stack.kv_heads, d),
+                     self.w[f"{p}.self_attn.k_norm.weight"], stack.eps).transpose(0, 2, 1, 3)  # (B, kv, T, d)
+        v = self._linear(f"{p}.self_attn.v_proj", a).reshape(b, t, stack.kv_heads, d).transpose(0, 2, 1, 3)
         q, k = rope(q, positions, stack.theta), rope(k, positions, stack.theta)
         if cache is None:
             keys, values, k_pos = k, v, positions
         else:
             end = cache.length + t
-            cache.k[n, :, cache.length:end] = k
-            cache.v[n, :, cache.length:end] = v
-            keys, values, k_pos = cache.k[n, :, :end], cache.v[n, :, :end], np.arange(end)
+            ck, cv = cache.batched()  # (layers, B, kv, capacity, d)
+            ck[n, :, :, cache.length:end] = k
+            cv[n, :, :, cache.length:end] = v
+            keys, values, k_pos = ck[n, :, :, :end], cv[n, :, :, :end], np.arange(end)
         x = x + self._linear(f"{p}.self_attn.o_proj", attention(q, keys, values, positions, k_pos))
         m = rms_norm(x, self.w[f"{p}.post_attention_layernorm.weight"], stack.eps)
         m = self._linear(f"{p}.mlp.down_proj", silu(self._linear(f"{p}.mlp.gate_proj", m))
@@ -159,20 +180,24 @@ class NumpyGenerator(GeneratorRunner):
         return x + m
 
     def run_stack(self, stack: Stack, x: np.ndarray, cache: KVCache | None = None) -> np.ndarray:
-        """Every layer then the final RMSNorm: ``(T, D) -> (T, D)``.
+        """Every layer then the final RMSNorm: ``(T, D) -> (T, D)``, or ``(B, T, D) -> (B, T, D)`` with a
+        batched cache (or none).
 
         With a cache the ``T`` positions follow the ``cache.length`` already there (and are added to it);
         without, they are positions ``0 … T-1`` attending to each other only (full recomputation).
         """
+        single = x.ndim == 2
+        x = x[None] if single else x
         start = 0 if cache is None else cache.length
-        positions = np.arange(start, start + x.shape[0])
+        positions = np.arange(start, start + x.shape[1])
         if cache is not None and positions[-1] >= cache.capacity:
             raise RuntimeError(f"KV cache of {cache.capacity} positions is full")
         for n in range(stack.layers):
             x = self._layer(stack, n, x, positions, cache)
         if cache is not None:
-            cache.length += x.shape[0]
-        return rms_norm(x, self.w[f"{stack.prefix}.norm.weight"], stack.eps)
+            cache.length += x.shape[1]
+        out = rms_norm(x, self.w[f"{stack.prefix}.norm.weight"], stack.eps)
+        return out[0] if single else out
 
     def talker_logits(self, hidden: np.ndarray) -> np.ndarray:
         """``codec_head``: ``(…, H) -> (…, V)``."""
@@ -269,3 +294,62 @@ class NumpyGenerator(GeneratorRunner):
 
     def codes(self, session: GeneratorSession, start: int, stop: int) -> np.ndarray:
         return session.state["codes"][:, start:stop].copy()
+
+    # ================================================================== native batches
+    def allocate_batch(self, batch: GeneratorBatch) -> None:
+        """``batch.state``: KV caches ``(layers, B, kv, positions, d)``, codes ``(B, G, frames)``, hidden ``(B, H)``."""
+        cfg, b, s = self.config, batch.size, batch.state
+        positions = batch.sessions[0].prompt.prefill_length + batch.max_frames - 1
+        s["talker_cache"] = KVCache.allocate(self.talker_stack, positions, self.dtype, batch=b)
+        s["cp_cache"] = KVCache.allocate(self.cp_stack, cfg.num_code_groups, self.dtype, batch=b)
+        s["codes"] = np.zeros((b, cfg.num_code_groups, batch.max_frames), dtype=np.int64)
+        s["hidden"] = np.zeros((b, cfg.hidden_size), dtype=self.dtype)
+
+    def prefill_batch(self, batch: GeneratorBatch) -> np.ndarray:
+        """``(B, P, H)`` prompt embeddings through the talker in one pass -> logits ``(B, V)``."""
+        s = batch.state
+        prompts = [session.prompt for session in batch.sessions]
+        s["stream"] = [self.embed_text(p.stream_text_ids) for p in prompts]  # B x (N_i, H)
+        s["pad"] = [self.embed_text([p.pad_text_id])[0] for p in prompts]  # B x (H,)
+        x = np.stack([self.prefill_embeddings(p) for p in prompts])  # (B, P, H)
+        hidden = self.run_stack(self.talker_stack, x, s["talker_cache"])[:, -1]  # (B, H)
+        s["hidden"] = hidden
+        return self.talker_logits(hidden)
+
+    def talker_step_batch(self, batch: GeneratorBatch) -> np.ndarray:
+        """One talker position for every item: inputs ``(B, 1, H)`` -> logits ``(B, V)``."""
+        f, s = batch.frame, batch.state
+        rows = [self.embed_frame(s["codes"][i, :, f - 1])
+                + (stream[f - 1] if f - 1 < stream.shape[0] else pad)
+                for i, (stream, pad) in enumerate(zip(s["stream"], s["pad"], strict=True))]
+        hidden = self.run_stack(self.talker_stack, np.stack(rows)[:, None], s["talker_cache"])[:, -1]  # (B, H)
+        s["hidden"] = hidden
+        return self.talker_logits(hidden)
+
+    def sample_group0_batch(self, batch: GeneratorBatch, logits: np.ndarray) -> np.ndarray:
+        """Each item's rule on its row of ``logits (B, V)`` with its own history and uniforms -> ``(B,)``."""
+        f, codes = batch.frame, batch.state["codes"]
+        for i, session in enumerate(batch.sessions):
+            codes[i, 0, f] = self._sample(session, 0, logits[i], history=codes[i, 0, :f],
+                                          allowed=group0_allowed(self.config, f, session.options))
+        return codes[:, 0, f].copy()
+
+    def code_predictor_batch(self, batch: GeneratorBatch) -> np.ndarray:
+        """Groups ``1 … G-1`` of every item, one predictor pass ``(B, T, Hc)`` per group -> ``(B, G-1)``."""
+        f, s = batch.frame, batch.state
+        codes, cache = s["codes"], s["cp_cache"]
+        cache.length = 0
+        x = np.stack([s["hidden"], self.embed_codec(codes[:, 0, f])], axis=1)  # (B, 2, H): positions 0, 1
+        for g in range(1, self.config.num_code_groups):
+            if g > 1:
+                table = self.w[f"code_predictor.model.codec_embedding.{g - 2}.weight"]
+                x = table[codes[:, g - 1, f]][:, None]  # (B, 1, H): position g
+            h = self.run_stack(self.cp_stack, self.project(x), cache)[:, -1]  # (B, Hc)
+            logits = self.predictor_logits(g, h)  # (B, C)
+            for i, session in enumerate(batch.sessions):
+                codes[i, g, f] = self._sample(session, g, logits[i])
+        return codes[:, 1:, f].copy()
+
+    def codes_batch(self, batch: GeneratorBatch, start: int, stop: int) -> np.ndarray:
+        """``(B, G, stop - start)``."""
+        return batch.state["codes"][:, :, start:stop].copy()

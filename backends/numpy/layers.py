@@ -14,6 +14,12 @@ SNAKE_EPS = 1e-9
 LAYER_NORM_EPS = 1e-6
 
 
+def _own(tail: np.ndarray) -> np.ndarray:
+    """A carried tail as an array of its own: a view would keep the whole padded input alive in the
+    state (every conv's full activation, for as long as the stream lives)."""
+    return tail.copy()
+
+
 def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, dilation: int = 1
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Causal Conv1d. ``x (Cin, T)``, ``w (Cout, Cin, k)``, ``tail (Cin, (k-1)*dilation)``.
@@ -28,7 +34,7 @@ def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, d
     y[:] = b[:, None]
     for j in range(k):
         y += w[:, :, j] @ xp[:, j * dilation: j * dilation + t]
-    return y, xp[:, xp.shape[1] - tail.shape[1]:]
+    return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
 
 
 def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray
@@ -41,7 +47,7 @@ def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.
     y[:] = b[:, None]
     for j in range(k):
         y += w[:, 0, j:j + 1] * xp[:, j:j + t]
-    return y, xp[:, xp.shape[1] - tail.shape[1]:]
+    return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
 
 
 def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray
@@ -62,7 +68,7 @@ def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: i
     overlap = k - stride
     full[:, :overlap] += tail
     y = full[:, : t * stride] + b[:, None]
-    return y, full[:, t * stride:]
+    return y, _own(full[:, t * stride:])
 
 
 def snake_beta(x: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:

@@ -149,7 +149,7 @@ class NumpyVocoder(VocoderRunner):
             past_k, past_v = state[key]
             k, v = np.concatenate([past_k, k], axis=1), np.concatenate([past_v, v], axis=1)
         keep = cfg.sliding_window - 1
-        state[key] = (k[:, max(0, k.shape[1] - keep):], v[:, max(0, v.shape[1] - keep):])
+        state[key] = (k[:, max(0, k.shape[1] - keep):].copy(), v[:, max(0, v.shape[1] - keep):].copy())
         key_pos = np.arange(positions[-1] + 1 - k.shape[1], positions[-1] + 1)
         delta = positions[:, None] - key_pos[None, :]  # (T, S): how far back each key is
         allowed = (delta >= 0) & (delta < cfg.sliding_window)

@@ -8,6 +8,16 @@ failing variant INVALID everywhere), then the timing suites through the measurem
 progress shown on the way. Unavailable variants (no CUDA device, numba missing …) are reported and
 skipped. The comparison table is printed; the markdown report and its plots go to
 ``reports/compare-<stamp>/`` and their paths are printed.
+
+With ``--base-source DIR`` (another source tree of perfkit, e.g. a git worktree of the merge-base)
+every variant ``A`` is measured twice in the same engine run, as ``A@base`` from ``DIR``'s code and as
+``A`` from this tree's, their visits interleaved, so drift in the machine cannot pass for a change
+between the commits (:func:`perfkit.run.plan.paired_plan`). Each suite is then stored as two ordinary
+result files, ``--results``/``base/`` (labels without the tag, ``DIR``'s git commit and source hashes)
+and ``--results``/``head/``, for ``perfkit journal --base RESULTS/base --head RESULTS/head``
+(:mod:`perfkit.run.paired`); the report shows both. When a base measurement fails where the head's
+succeeds (an older tree whose worker does not understand this engine), it says so and exits with
+status 3 after the suite, without running the next ones.
 """
 
 from __future__ import annotations
@@ -38,10 +48,12 @@ from ..measure.protocol import Protocol
 from ..report.comparison import ComparisonReport, render_comparison
 from ..report.escape import safe_filename
 from ..report.sources import ResultSet
-from ..run.engine import Observer, RunOutcome, run_plan
-from ..run.plan import BackendRef, Plan, WorkerSettings, make_plan
+from ..run.engine import Observer, RunOutcome, run_plan, source_modules
+from ..run.paired import base_failures, merge_runs, split_run
+from ..run.plan import BackendRef, Plan, WorkerSettings, make_plan, paired_plan
+from ..run.source_tree import source_tree
 from ..run.suite import CaseRequest, get_suite, suite_names
-from ..store.files import DEFAULT_RESULTS_DIR
+from ..store.files import DEFAULT_RESULTS_DIR, write_run
 from ..store.records import Case, Failure
 
 DEFAULT_SUITES: tuple[str, ...] = ("parity", "stages")
@@ -49,6 +61,8 @@ ALL_SUITES: tuple[str, ...] = ("parity", "stages", "generator", "memory", "rtf",
 #: Suites whose cases take ``--frames`` (the others size their cases themselves: texts, chunk sizes).
 FRAMES_SUITES: tuple[str, ...] = ("parity", "stages", "generator", "memory")
 DEFAULT_REPORTS_DIR = "reports"
+#: The exit status when ``--base-source`` was given and the base tree could not be measured.
+BASE_NOT_MEASURED = 3
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -101,6 +115,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--reports", default=DEFAULT_REPORTS_DIR, metavar="DIR", help="where the report is written")
     p.add_argument("--no-plots", dest="plots", action="store_false", help="write no plots")
     p.add_argument("--title", default="", help="report title")
+    p.add_argument(
+        "--base-source",
+        metavar="DIR",
+        help="another source tree of perfkit (e.g. a git worktree of the merge-base): measure every variant "
+        "twice in the same run, from DIR's code (labelled VARIANT@base) and from this tree's, interleaved, so "
+        "that machine drift hits both commits alike; store each suite as --results/base/ (DIR's commit, "
+        "labels without @base) and --results/head/, for `perfkit journal --base RESULTS/base --head "
+        f"RESULTS/head`. Exit status {BASE_NOT_MEASURED} when the base could not be measured where the head "
+        "could (e.g. an old tree whose worker does not understand this engine)",
+    )
     p.add_argument(
         "--extra-backend", action="append", default=[], metavar="SPEC@MODULE:CLASS", help=argparse.SUPPRESS
     )  # a backend outside the registry (the tests' fake)
@@ -212,6 +236,8 @@ def build_plans(args: argparse.Namespace) -> list[Plan]:
     suites = _suites(args.suite)
     params = _params(args.param, suites)
     threads = list(dict.fromkeys(args.threads or [None]))
+    if args.base_source:
+        source_tree(args.base_source)  # a perfkit source tree, or a one-line error now
     plans = []
     for name in suites:
         suite = get_suite(name)
@@ -220,25 +246,55 @@ def build_plans(args: argparse.Namespace) -> list[Plan]:
         memory = bool(getattr(suite, "memory", False)) or (name == "stages" and args.memory)
         for t in threads if name == "rtf" else threads[:1]:
             settings = WorkerSettings(threads=t, timeout_s=args.timeout)
-            plans.append(
-                make_plan(
-                    name,
-                    args.backends,
-                    request,
-                    protocol=_protocol(suite, args),
-                    settings=settings,
-                    memory=memory,
-                    extra=_extra(args.extra_backend),
-                )
+            plan = make_plan(
+                name,
+                args.backends,
+                request,
+                protocol=_protocol(suite, args),
+                settings=settings,
+                memory=memory,
+                extra=_extra(args.extra_backend),
             )
+            plans.append(paired_plan(plan, args.base_source) if args.base_source else plan)
     return plans
 
 
-def _execute(plan: Plan, results: str, observer: Observer, command: Sequence[str]) -> RunOutcome:
+def _execute(plan: Plan, results: str | None, observer: Observer, command: Sequence[str]) -> RunOutcome:
     suite = get_suite(plan.suite)
     if not getattr(suite, "timed", True):
         return suite.execute(plan, results, observer=observer, command=command)  # type: ignore[attr-defined]
     return run_plan(plan, results, observer=observer, command=command)
+
+
+def _execute_paired(plan: Plan, results: str, source: str, observer: Observer,
+                    command: Sequence[str]) -> tuple[RunOutcome, list[Path]]:
+    """A paired plan: one interleaved engine run (a suite that runs itself, untimed, runs the base's
+    variants then the head's, the base's with this process's environment pointing at ``source``), split
+    and stored as ``results/base/`` and ``results/head/``. Returns the paired run (for the report)."""
+    if getattr(get_suite(plan.suite), "timed", True):
+        run = run_plan(plan, None, observer=observer, command=command).run
+    else:
+        halves = [dataclasses.replace(plan, variants=tuple(r for r in plan.variants if bool(r.source) is base))
+                  for base in (True, False)]
+        with source_tree(source).environ():
+            base_run = _execute(halves[0], None, observer, command).run
+        run = merge_runs(base_run, _execute(halves[1], None, observer, command).run)
+    split = split_run(run, source, source_modules(plan))
+    paths = [write_run(split.base, Path(results, "base")), write_run(split.head, Path(results, "head"))]
+    return RunOutcome(run, None), paths
+
+
+def report_base_failures(err: Console, runs: Sequence[Any], source: str) -> bool:
+    """Print what the base tree could not measure; ``True`` if anything."""
+    failures = base_failures(runs)
+    if failures:
+        err.print(f"[red]the base tree {escape(source)} could not be measured by this perfkit "
+                  f"({len(failures)} measurement(s) failed where the head's succeeded; an older tree's worker may "
+                  "not understand this engine's requests):[/red]", highlight=False, soft_wrap=True)
+    for suite, variant, case, f in failures:
+        err.print(f"  {escape(suite)} {escape(variant)}@base {escape(case)}: {escape(f.kind)} in {escape(f.phase)}: "
+                  f"{escape(f.message)}", highlight=False, soft_wrap=True)
+    return bool(failures)
 
 
 def terminal_table(report: ComparisonReport) -> Table:
@@ -303,13 +359,19 @@ def run(args: argparse.Namespace) -> int:
                 highlight=False,
             )
             observer = CompareObserver(progress, plan.suite, plan.protocol.max_samples)
-            outcome = _execute(plan, args.results, observer, command)
+            if args.base_source:
+                outcome, written = _execute_paired(plan, args.results, args.base_source, observer, command)
+                paths.extend(written)
+            else:
+                outcome = _execute(plan, args.results, observer, command)
             runs.append(outcome.run)
             if outcome.path is not None:
                 paths.append(outcome.path)
             if outcome.interrupted:
                 interrupted = True
                 break
+            if args.base_source and base_failures([outcome.run]):
+                break  # the fallback (sequential runs) will measure everything again: stop here
     results = ResultSet.of(runs, [str(p) for p in paths])
     directory = report_dir(args.reports, args.preset)
     report = render_comparison(
@@ -333,6 +395,8 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         err.print("interrupted: the completed measurements are stored", highlight=False)
         return 130
+    if args.base_source and report_base_failures(err, runs, args.base_source):
+        return BASE_NOT_MEASURED
     failed = [
         c
         for r in runs

@@ -243,7 +243,7 @@ def case_table(rec: CaseRecord) -> Table:
             label = f"[bold]{rich_text(s.name)}[/bold] ({rich_text(s.rows[0].stage)}, one sync)"
             table.add_row(label, format_ns(s.total.median), format_ns(s.total.iqr), "", str(s.total.n))
     mem = rec.memory
-    peak = f"{format_bytes(mem.peak_rss_bytes)} ({format_bytes(mem.baseline_rss_bytes)})" if mem else "-"
+    peak = f"{format_bytes(mem.inference_peak_bytes)} ({format_bytes(mem.baseline_rss_bytes)})" if mem else "-"
     for label, value in (("first call", format_ns(rec.first_call_ns)), ("load", format_ns(rec.load_ns)),
                          ("weights", format_bytes(rec.weight_bytes)), ("peak RSS (baseline)", peak)):
         table.add_row(label, value, "", "", "")

@@ -11,10 +11,18 @@ disturb the timings, and a timing worker's history would disturb the peak.
   between two polls that the sampler can miss, but includes everything since the process started;
 - on CUDA: ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` after
   ``torch.cuda.reset_peak_memory_stats``.
+
+Between the load and the run, :func:`release_freed_memory` collects garbage and asks glibc to hand
+freed heap pages back to the OS (``malloc_trim``): without it, the input model's memory, freed once a
+backend has copied the weights, stays resident in the allocator and reads as the backend's working
+memory.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import os
 import resource
 import sys
@@ -41,6 +49,18 @@ def ru_maxrss_bytes() -> int:
     """The OS's peak RSS of this process since it started, in bytes."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def release_freed_memory() -> bool:
+    """``gc.collect()``, then glibc's ``malloc_trim(0)``; ``False`` where there is no glibc to ask."""
+    gc.collect()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from .labels import plain_stage_label, stage_label
 from .markdown import Document, bullets, table
 from .memory_tables import configuration, configuration_key, memory_table, short_configuration
 from .parity_tables import parity_stage_table, parity_summary_table, tolerance_table
-from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, rtf_sweep_table, rtf_table
+from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, batch_of, rtf_batch_table, rtf_sweep_table, rtf_table
 from .sources import ResultSet
 from .stage_tables import confidence_label, speedup_interval, timing_table
 from .stage_work import percent_of_peak, stage_costs
@@ -273,12 +273,16 @@ class _Builder:
             t = run.settings.get("threads")
             for v in [x for x in self.variants if x in by_variant]:
                 self.doc.heading(3, md(v) + (f" · threads={t}" if t is not None else ""))
-                cases = sorted(by_variant[v], key=lambda c: int(c.case.param("frames", 0)))
+                cases = sorted(by_variant[v], key=lambda c: (int(c.case.param("frames", 0)), batch_of(c)))
                 self.doc.add(rtf_table(cases, self.validity))
         sweep = rtf_sweep_table(runs, self.validity)
         if sweep:
             self.doc.heading(3, "Thread sweep (RTF)")
             self.doc.add(sweep)
+        batches = rtf_batch_table(runs, self.validity)
+        if batches:
+            self.doc.heading(3, "Batch sweep (wall / utterance, aggregate xRT)")
+            self.doc.add(batches)
 
     def streaming(self) -> None:
         items = _cases(self.results, "streaming")
@@ -299,9 +303,11 @@ class _Builder:
             return
         self.doc.heading(2, "Memory")
         self.doc.add(
-            "Peak RSS of a memory pass in a fresh worker (load, first call and a few passes). Baseline: "
-            "RSS before the model loads (interpreter, libraries, backend); working = peak − baseline − "
-            "weights (activations, scratch, caches)."
+            "A memory pass in a fresh worker. Baseline: RSS before the model loads (interpreter, "
+            "libraries, backend). Load peak: while the input model is built and loaded (both copies side "
+            "by side). Peak RSS: while the model runs (first call and a few passes), after the input model "
+            "is dropped; working = peak RSS − baseline − weights (activations, scratch, caches, extra "
+            "copies)."
         )
         order = {v: i for i, v in enumerate(self.variants)}
         items.sort(key=lambda rc: (configuration_key(*rc), order.get(rc[1].variant, 99)))
@@ -363,11 +369,13 @@ class _Builder:
             if t.total is None or not t.total.samples_ns or not audio:
                 continue
             s = summarize(t.total.samples_ns)
-            rtf_series.setdefault(case.variant, []).append(
-                _plots.Band(audio, s.median / 1e9 / audio, s.q1 / 1e9 / audio, s.q3 / 1e9 / audio)
+            b = batch_of(case)
+            line = case.variant + (f" · batch={b}" if b > 1 else "")  # one line per batch size
+            rtf_series.setdefault(line, []).append(
+                _plots.Band(audio / b, s.median / 1e9 / audio, s.q1 / 1e9 / audio, s.q3 / 1e9 / audio)
             )
             if self.invalid(case.variant, case.case.preset):
-                rtf_invalid.append(case.variant)
+                rtf_invalid.append(line)
         if rtf_series:
             self.plot(
                 "RTF against length (IQR bands)",
@@ -414,7 +422,7 @@ class _Builder:
                 values.setdefault(case.variant, {})[conf] = (
                     base_mib,
                     weights,
-                    m.peak_rss_bytes / 2**20 - base_mib - weights,
+                    m.inference_peak_bytes / 2**20 - base_mib - weights,
                 )
             inv = [
                 v
@@ -432,7 +440,7 @@ class _Builder:
         for r in self.results.timing_runs():
             for c in r.cases:
                 if c.memory is not None:
-                    mem[c.variant] = max(mem.get(c.variant, 0), c.memory.peak_rss_bytes)
+                    mem[c.variant] = max(mem.get(c.variant, 0), c.memory.inference_peak_bytes)
         parity_any = {}
         for v in self.variants:
             presets = {c.case.preset for r in self.results.runs for c in r.cases if c.variant == v}

@@ -471,7 +471,8 @@ def _suite_sections(doc: Document, step: _Step, base_cases: dict, head_cases: di
     ]
     if memory:
         doc.heading(2, "Memory")
-        doc.add("Peak RSS of a memory pass in a fresh worker; working = peak − baseline − weights.")
+        doc.add("Peak RSS while the model runs, in a fresh worker's memory pass; working = peak − baseline − "
+                "weights.")
         by_variant2: dict[str, list] = {}
         for run, b, h in memory:
             by_variant2.setdefault(h.variant, []).append((run, b, h))

@@ -3,8 +3,10 @@ the working memory.
 
 From each case's memory pass (:class:`~perfkit.store.records.MemoryRecord`, a fresh worker):
 *baseline* is the RSS before the model loads (interpreter, libraries, backend), *weights* the model's
-weight bytes, *working* = peak RSS − baseline − weights (activations, scratch, caches; negative when
-weights are shared or not resident). CUDA columns appear when a case measured them.
+weight bytes, *peak RSS* the peak while the model runs (first call and passes, after the input model
+was dropped), *load peak* the peak while the input model is built and loaded (both copies side by
+side), *working* = peak RSS − baseline − weights (activations, scratch, caches, extra copies; negative
+when weights are shared or not resident). CUDA columns appear when a case measured them.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def short_configuration(run: Run, case: CaseRecord) -> str:
 def memory_table(
     items: Sequence[tuple[Run, CaseRecord]], validity: Validity, with_variant: bool = True
 ) -> str:
-    """Variant | Configuration | Peak RSS | Baseline | Weights | Working | After load | Peak USS | [CUDA]."""
+    """Variant | Configuration | Peak RSS | Load peak | Baseline | Weights | Working | After load | Peak USS |
+    [CUDA] | Parity."""
     items = [(r, c) for r, c in items if c.memory is not None]
     if not items:
         return ""
@@ -60,6 +63,7 @@ def memory_table(
     headers = (["Variant"] if with_variant else []) + [
         "Configuration",
         "Peak RSS (MiB)",
+        "Load peak (MiB)",
         "Baseline (MiB)",
         "Weights (MiB)",
         "Working (MiB)",
@@ -74,13 +78,13 @@ def memory_table(
         m = case.memory
         assert m is not None
         weights = m.weight_bytes if m.weight_bytes is not None else case.weight_bytes
-        working = m.peak_rss_bytes - m.baseline_rss_bytes - (weights or 0)
         cells = ([md(case.variant)] if with_variant else []) + [
             md(configuration(run, case)),
-            units.mib(m.peak_rss_bytes),
+            units.mib(m.inference_peak_bytes),
+            units.mib(m.load_peak_rss_bytes),
             units.mib(m.baseline_rss_bytes),
             units.mib(weights, 2),
-            units.mib(working),
+            units.mib(m.working_bytes(weights)),
             units.mib(m.rss_after_load_bytes),
             units.mib(m.peak_uss_bytes),
         ]
@@ -100,12 +104,7 @@ def memory_delta_table(pairs: Sequence[tuple[Run, CaseRecord, CaseRecord]]) -> s
         if base.memory is None or head.memory is None:
             continue
 
-        def working(c: CaseRecord) -> int:
-            m = c.memory
-            assert m is not None
-            return m.peak_rss_bytes - m.baseline_rss_bytes - ((m.weight_bytes or c.weight_bytes) or 0)
-
-        b, h = base.memory.peak_rss_bytes, head.memory.peak_rss_bytes
+        b, h = base.memory.inference_peak_bytes, head.memory.inference_peak_bytes
         rows.append(
             [
                 md(configuration(run, head)),
@@ -113,8 +112,8 @@ def memory_delta_table(pairs: Sequence[tuple[Run, CaseRecord, CaseRecord]]) -> s
                 units.mib(h),
                 ("+" if h >= b else "-") + units.mib(abs(h - b)),
                 units.pct((h - b) / b if b else None, signed=True),
-                units.mib(working(base)),
-                units.mib(working(head)),
+                units.mib(base.memory.working_bytes(base.weight_bytes)),
+                units.mib(head.memory.working_bytes(head.weight_bytes)),
             ]
         )
     if not rows:

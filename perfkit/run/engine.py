@@ -11,6 +11,12 @@ For each case, in plan order:
    :func:`~perfkit.measure.protocol.should_stop` says so, and its worker is closed;
 3. with ``plan.memory``, each variant that measured cleanly gets a memory pass in a fresh worker.
 
+A variant with a ``source`` (another source tree, :mod:`perfkit.run.source_tree`) runs in a worker
+that imports that tree's code; its worker is first asked ``hello``, and one that says it imported
+perfkit from anywhere else fails at set-up (a worker too old to know ``hello`` is taken as it is).
+Its source hash is that tree's. So ``A@base`` and ``A`` of two commits are interleaved like any two
+variants.
+
 A worker that raises, exits, is killed by a signal, runs out of memory or does not answer within
 ``timeout_s`` is recorded as failed — kind, phase, message, the end of its log — keeping every sample
 it delivered, and the run goes on. SIGINT (Ctrl-C) and SIGTERM stop the run: workers are killed,
@@ -56,6 +62,7 @@ from ..store.records import (
 )
 from .plan import BackendRef, Plan
 from .process import WorkerFault, WorkerProcess
+from .source_tree import source_tree
 
 
 class Interrupted(BaseException):
@@ -177,8 +184,36 @@ class _Measure:
             status=status, failures=tuple(self.failures), device=s.get("device", "cpu"), timer=timer,
             threads=s.get("threads", {}), source_hash=source, load_ns=s.get("load_ns"),
             first_call_ns=s.get("first_call_ns"), weight_bytes=s.get("weight_bytes"), series=tuple(series),
-            memory=self.memory,
+            memory=self.memory, metadata=s.get("metadata") or {},
         )
+
+
+def ref_source_hash(ref: BackendRef) -> str | None:
+    """The source hash of ``ref``'s backend module, in the tree the variant runs from."""
+    module = ref.module
+    if not module:
+        return None
+    return source_tree(ref.source).source_hash(module) if ref.source else source_hash(module)
+
+
+def check_origin(worker: WorkerProcess, source: str, timeout_s: float) -> None:
+    """Ask ``worker`` where its packages came from; :class:`WorkerFault` unless from ``source``.
+
+    A worker that does not know the request (``unknown request``) predates the handshake: it cannot be
+    this tree's, whose worker knows it, so it is taken as the other tree's."""
+    try:
+        reply = worker.request({"op": "hello"}, timeout_s)
+    except WorkerFault as fault:
+        if fault.kind == "error" and fault.message.startswith("unknown request"):
+            return
+        raise WorkerFault(fault.kind, f"the worker of source tree {source} failed the handshake: "
+                                      f"{fault.message}", fault.detail) from None
+    tree = source_tree(source)
+    wrong = {name: file for name, file in dict(reply.get("modules") or {}).items()
+             if not tree.owns(name, str(file))}
+    if wrong:
+        raise WorkerFault("error", f"the worker imported {', '.join(f'{n} from {f}' for n, f in wrong.items())}, "
+                                   f"not from source tree {source}")
 
 
 class _Engine:
@@ -187,7 +222,7 @@ class _Engine:
         self.obs = observer
         self.records: list[CaseRecord] = []
         self.current: list[_Measure] = []
-        self.hashes = {ref.label: source_hash(ref.module) if ref.module else None for ref in plan.variants}
+        self.hashes = {ref.label: ref_source_hash(ref) for ref in plan.variants}
 
     def _request_fields(self, m: _Measure) -> dict[str, Any]:
         p = self.plan
@@ -195,14 +230,24 @@ class _Engine:
                 "threads": p.settings.threads,
                 "memory_limit_bytes": p.settings.memory_limit_bytes, "protocol": p.protocol.to_dict()}
 
-    def _spawn(self) -> WorkerProcess:
-        return WorkerProcess(self.plan.settings.worker_env())
+    def _spawn(self, ref: BackendRef) -> WorkerProcess:
+        env = self.plan.settings.worker_env()
+        if ref.source:
+            env = source_tree(ref.source).worker_env(env)
+        worker = WorkerProcess(env)
+        if ref.source:
+            try:
+                check_origin(worker, ref.source, self.plan.settings.timeout_s)
+            except BaseException:
+                worker.close()
+                raise
+        return worker
 
     def _set_up(self, m: _Measure) -> None:
         self.obs.variant_setup(m.case, m.ref.label)
         m.status, m.phase = "running", "setup"
         try:
-            m.worker = self._spawn()
+            m.worker = self._spawn(m.ref)
             m.setup = m.worker.request({"op": "setup", **self._request_fields(m)},
                                        self.plan.settings.timeout_s)
             m.samples = {sd["name"]: [] for sd in m.setup["series"]}
@@ -238,7 +283,7 @@ class _Engine:
         self.obs.memory_started(m.case, m.ref.label)
         m.phase = "memory"
         try:
-            m.worker = self._spawn()
+            m.worker = self._spawn(m.ref)
             reply = m.worker.request({"op": "memory", **self._request_fields(m)},
                                      self.plan.settings.timeout_s)
             m.memory = MemoryRecord.from_dict(reply["memory"])
@@ -317,9 +362,15 @@ def _perfkit_version() -> str:
         return ""
 
 
-def environment_for(plan: Plan) -> Environment:
+def source_modules(plan: Plan) -> dict[str, str]:
+    """What a run's environment hashes: ``backend:<name>`` and ``suite:<name>`` -> module."""
     modules = {f"backend:{ref.variant.backend}": ref.module for ref in plan.variants if ref.module}
     modules[f"suite:{plan.suite}"] = plan.suite_module
+    return modules
+
+
+def environment_for(plan: Plan) -> Environment:
+    modules = source_modules(plan)
     cuda = any(ref.variant.option_dict.get("device", "").startswith("cuda") for ref in plan.variants)
     return capture_environment(modules, probe_cuda=cuda)
 

@@ -23,6 +23,9 @@ Options (free-form strings, unlike a real backend's fixed choices):
 - ``jitter`` (default ``0``): with ``clock=virtual``, each stage's duration is multiplied by
   ``exp(N(0, jitter))`` drawn from a generator seeded with ``seed`` (default ``0``): log-normal noise,
   deterministic;
+- ``hold_mib`` (default ``0``): the runner allocates and keeps this many MiB at load (a backend's own
+  copy of the weights); ``scratch_mib`` (default ``0``): each pass allocates, touches and frees this
+  many MiB (activations) — memory whose size the memory pass must report;
 - ``tag``: any label, to tell two otherwise identical variants apart.
 """
 
@@ -47,7 +50,8 @@ from ..model.vocoder_model import VocoderModel
 TARGET = "perfkit.run.fake_backend:FakeBackend"
 FAULTS = ("none", "raise", "exit", "segv", "hang", "oom")
 DEFAULTS = {"fault": "none", "fault_at": "1", "stage_us": "200", "slow_stage": "", "slow_factor": "1",
-            "wait": "sleep", "clock": "real", "jitter": "0", "seed": "0", "tag": ""}
+            "wait": "sleep", "clock": "real", "jitter": "0", "seed": "0", "hold_mib": "0",
+            "scratch_mib": "0", "tag": ""}
 
 
 def inject(fault: str, where: str) -> None:
@@ -83,11 +87,18 @@ class VirtualTimer(CpuTimer):
         return TimerInfo(self.kind, 1.0, 0.0)
 
 
+def _touched(mib: float) -> np.ndarray:
+    """``mib`` MiB of bytes, every page written (resident)."""
+    return np.ones(int(mib * 2**20), dtype=np.uint8)
+
+
 class FakeRunner(VocoderRunner):
     def __init__(self, config: VocoderConfig, backend: FakeBackend) -> None:
         super().__init__(config)
         self.backend = backend
         self.passes = 0
+        self.held = _touched(backend.hold_mib)
+        self.scratch: np.ndarray | None = None
 
     def upload_codes(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(codes)
@@ -98,8 +109,12 @@ class FakeRunner(VocoderRunner):
             self.passes += 1
             if b.fault != "none" and b.fault_at == str(self.passes):
                 inject(b.fault, f"in pass {self.passes}")
+            self.scratch = None
+            self.scratch = _touched(b.scratch_mib)  # resident through the pass, freed at its end
         us = b.stage_us * (b.slow_factor if b.slow_stage in (stage, parent_stage(stage)) else 1.0)
         b.wait(us * 1e3)
+        if stage == self.stages[-1]:
+            self.scratch = None
         return x
 
 
@@ -124,7 +139,7 @@ class FakeBackend(Backend):
             raise InputError("fake backend: seed must be a non-negative integer")
         if resolved["fault_at"] != "load" and not resolved["fault_at"].isdigit():
             raise InputError("fake backend: fault_at must be 'load' or a pass number")
-        for key in ("stage_us", "slow_factor", "jitter"):
+        for key in ("stage_us", "slow_factor", "jitter", "hold_mib", "scratch_mib"):
             try:
                 float(resolved[key])
             except ValueError:
@@ -141,6 +156,8 @@ class FakeBackend(Backend):
         self._spin = self.options["wait"] == "spin"
         self.virtual = self.options["clock"] == "virtual"
         self.jitter = float(self.options["jitter"])
+        self.hold_mib = float(self.options["hold_mib"])
+        self.scratch_mib = float(self.options["scratch_mib"])
         self._rng = np.random.default_rng(int(self.options["seed"]))
         self.now_ns = 0
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -32,10 +32,23 @@ THREAD_ENV_VARS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class BackendRef:
     """A backend variant to measure: ``spec`` (``name:key=value,…``) and, for a backend outside the
-    registry (the tests' fake), ``target`` = ``module:Class``."""
+    registry (the tests' fake), ``target`` = ``module:Class``.
+
+    ``source``: the root of another source tree (a git worktree of this repository) whose code the
+    worker runs instead of this tree's (:mod:`perfkit.run.source_tree`), and ``tag`` (e.g. ``base``),
+    which tells the two apart: the label is then ``numpy:dtype=float32@base``.
+    """
 
     spec: str
     target: str = ""
+    source: str = ""
+    tag: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source and not self.tag:
+            raise InputError(f"{self.spec}: a variant from another source tree needs a tag")
+        if "@" in self.tag or "," in self.tag:
+            raise InputError(f"tag {self.tag!r} may not contain '@' or ','")
 
     @property
     def variant(self) -> Variant:
@@ -43,7 +56,16 @@ class BackendRef:
 
     @property
     def label(self) -> str:
-        return self.variant.label
+        """The variant's label, with ``@tag`` when tagged."""
+        return self.variant.label + (f"@{self.tag}" if self.tag else "")
+
+    def untagged(self) -> BackendRef:
+        """This variant as measured from this tree."""
+        return BackendRef(self.spec, self.target)
+
+    def from_source(self, source: str, tag: str) -> BackendRef:
+        """This variant, measured from the tree at ``source`` and labelled ``…@tag``."""
+        return BackendRef(self.spec, self.target, source, tag)
 
     @property
     def module(self) -> str | None:
@@ -54,7 +76,8 @@ class BackendRef:
         return eps[0].value.partition(":")[0] if eps else None
 
     def to_dict(self) -> dict[str, str]:
-        return {"spec": self.spec, "target": self.target}
+        extra = {"source": self.source, "tag": self.tag} if self.source or self.tag else {}
+        return {"spec": self.spec, "target": self.target, **extra}
 
 
 @dataclass(frozen=True)
@@ -100,6 +123,14 @@ class Plan:
     @property
     def suite_module(self) -> str:
         return suite_module(self.suite)
+
+
+def paired_plan(plan: Plan, source: str, tag: str = "base") -> Plan:
+    """``plan`` with every variant measured twice, from ``source`` (tagged ``tag``) and from this tree,
+    side by side (``A@base, A, B@base, B …``): the engine interleaves their visits, so drift in the
+    machine hits both commits alike."""
+    variants = tuple(r for ref in plan.variants for r in (ref.from_source(source, tag), ref))
+    return replace(plan, variants=variants)
 
 
 def backend_class(name: str) -> type[Backend]:

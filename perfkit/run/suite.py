@@ -86,6 +86,11 @@ class Workload(abc.ABC):
     #: Bytes of the model's weights as loaded (``None`` when unknown).
     weight_bytes: int | None = None
 
+    def metadata(self) -> dict[str, Any]:
+        """What the workload knows about itself once loaded (JSON-plain values), returned by the worker's
+        setup and stored with the case: e.g. the ``rtf`` suite's ``batch_mode`` (``native`` / ``looped``)."""
+        return {}
+
     @abc.abstractmethod
     def run(self, series: str, timer: Timer) -> None:
         """One pass of ``series``: ``timer.start()``, then ``lap``/``end`` once per span."""

@@ -13,6 +13,7 @@ Requests::
      "protocol"}                          -> load, first call, warm-up, calibration; the metadata
     {"op": "round", "samples": n}          -> n samples of every series, interleaved sample by sample
     {"op": "memory", <setup fields>}       -> the memory pass, in a fresh worker
+    {"op": "hello"}                        -> {"protocol", "modules": {package: file}} (the handshake)
     {"op": "exit"}
 
 Replies: ``{"ok": true, …}`` or ``{"ok": false, "kind": "error" | "oom" | "unavailable", "message",
@@ -180,6 +181,7 @@ class WorkerState:
             "series": [s.to_dict() for s in self.series], "timer": dict(info.__dict__),
             "device": self.backend.compute_device(), "weight_bytes": self.workload.weight_bytes,
             "threads": thread_report(self.backend, threads), "variant": self.backend.variant.label,
+            "metadata": dict(getattr(self.workload, "metadata", dict)()),
         }
 
     def round(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -199,8 +201,22 @@ class WorkerState:
 
 
 def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
-    """Baseline, load, first call and ``memory_passes`` passes of every series under the RSS sampler."""
-    from perfkit.measure.memory import RssSampler, cuda_peaks, cuda_reset_peaks, rss_bytes, ru_maxrss_bytes
+    """The memory pass, in two sampled phases.
+
+    *Load*: the suite prepares the input model (synthetic weights or a checkpoint read) and the backend
+    loads it. Then the input is dropped and freed memory returned to the OS
+    (:func:`~perfkit.measure.memory.release_freed_memory`), and the RSS *after load* taken. *Run*: the
+    first call and ``memory_passes`` passes of every series. The run peak is what inference needs with
+    the model resident; the load peak includes the input model and the backend's copy side by side.
+    """
+    from perfkit.measure.memory import (
+        RssSampler,
+        cuda_peaks,
+        cuda_reset_peaks,
+        release_freed_memory,
+        rss_bytes,
+        ru_maxrss_bytes,
+    )
     from perfkit.measure.protocol import Protocol
     from perfkit.measure.timers import timer_for
     from perfkit.run.suite import get_suite
@@ -212,28 +228,34 @@ def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
     suite = get_suite(req["suite"])
     apply_threads(req.get("threads"))
     device = backend.compute_device()
+    release_freed_memory()
     baseline = rss_bytes()
     cuda_reset_peaks(device)
-    with RssSampler() as sampler:
+    with RssSampler() as load_sampler:
         workload = suite.load(backend, suite.prepare(Case.from_dict(req["case"])))
         backend.synchronize()
-        after_load = rss_bytes()
+    release_freed_memory()
+    after_load = rss_bytes()
+    with RssSampler() as run_sampler:
         timer = timer_for(backend)
         for _ in range(1 + protocol.memory_passes):
             for s in workload.series:
                 workload.run(s.name, timer)
                 timer.read()
         backend.synchronize()
-    peaks = sampler.peaks()
+    load, run = load_sampler.peaks(), run_sampler.peaks()
     cuda = cuda_peaks(device)
     workload.close()
+    uss = [p for p in (load.peak_uss_bytes, run.peak_uss_bytes) if p is not None]
     return {"ok": True, "memory": {
         "baseline_rss_bytes": baseline, "rss_after_load_bytes": after_load,
-        "peak_rss_bytes": peaks.peak_rss_bytes, "peak_uss_bytes": peaks.peak_uss_bytes,
+        "peak_rss_bytes": max(load.peak_rss_bytes, run.peak_rss_bytes),
+        "load_peak_rss_bytes": load.peak_rss_bytes, "run_peak_rss_bytes": run.peak_rss_bytes,
+        "peak_uss_bytes": max(uss) if uss else None,
         "ru_maxrss_bytes": ru_maxrss_bytes(), "weight_bytes": workload.weight_bytes,
         "cuda_peak_allocated_bytes": None if cuda is None else cuda[0],
         "cuda_peak_reserved_bytes": None if cuda is None else cuda[1],
-        "polls": peaks.polls, "interval_s": peaks.interval_s, "passes": 1 + protocol.memory_passes,
+        "polls": load.polls + run.polls, "interval_s": run.interval_s, "passes": 1 + protocol.memory_passes,
     }}
 
 
@@ -258,6 +280,19 @@ def _plain(value: Any) -> Any:
     raise TypeError(f"cannot send a {type(value).__name__} to the engine")
 
 
+#: Bumped when a request or reply changes in a way an older engine or worker would misread.
+PROTOCOL_VERSION = 1
+#: The packages whose origin ``hello`` reports.
+HELLO_MODULES = ("perfkit", "perfkit.backends", "perfkit.suites")
+
+
+def hello() -> dict[str, Any]:
+    """The handshake: this worker's protocol version and the files its packages were imported from (an
+    engine measuring another source tree checks that the worker runs that tree's code)."""
+    modules = {name: str(getattr(importlib.import_module(name), "__file__", "") or "") for name in HELLO_MODULES}
+    return {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules, "executable": sys.executable}
+
+
 def serve(requests: Any, replies: Any) -> None:
     """Answer JSON-line requests until ``exit`` or end of input."""
     state = WorkerState()
@@ -267,7 +302,9 @@ def serve(requests: Any, replies: Any) -> None:
         if op == "exit":
             break
         try:
-            if op == "setup":
+            if op == "hello":
+                reply = hello()
+            elif op == "setup":
                 reply = state.setup(req)
             elif op == "round":
                 reply = state.round(req)

@@ -224,7 +224,12 @@ class MemoryRecord:
     """The memory pass of one case, in a fresh worker (see :mod:`perfkit.measure.memory`).
 
     ``baseline_rss_bytes`` is the worker's RSS with its libraries imported and the backend created, before
-    the model loads; peaks are over the load, the first call and ``passes`` passes of every series.
+    the model loads; ``peak_rss_bytes`` is over everything after it (the input model's preparation, the
+    load, the first call and ``passes`` passes of every series). The pass has two phases:
+    ``load_peak_rss_bytes`` is the peak while the input model is built and loaded;
+    ``rss_after_load_bytes`` is taken once the input model is dropped and freed memory is returned to
+    the OS; ``run_peak_rss_bytes`` is the peak over the first call and the passes (both ``None`` in
+    files written before the split).
     """
 
     baseline_rss_bytes: int
@@ -238,6 +243,19 @@ class MemoryRecord:
     polls: int = 0
     interval_s: float = 0.0
     passes: int = 0
+    load_peak_rss_bytes: int | None = None
+    run_peak_rss_bytes: int | None = None
+
+    @property
+    def inference_peak_bytes(self) -> int:
+        """The peak RSS while the model runs: the run phase's, or the whole pass's in older files."""
+        return self.run_peak_rss_bytes if self.run_peak_rss_bytes is not None else self.peak_rss_bytes
+
+    def working_bytes(self, weight_bytes: int | None) -> int:
+        """Working memory = inference peak − baseline − weights: activations, scratch, caches and any
+        copy the backend keeps beyond the weights (negative when weights are shared or not resident)."""
+        weights = self.weight_bytes if self.weight_bytes is not None else weight_bytes
+        return self.inference_peak_bytes - self.baseline_rss_bytes - (weights or 0)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -246,7 +264,8 @@ class MemoryRecord:
     def from_dict(cls, d: Any, where: str = "memory") -> MemoryRecord:
         d = _obj(d, where)
         req = ("baseline_rss_bytes", "rss_after_load_bytes", "peak_rss_bytes", "ru_maxrss_bytes")
-        opt = ("weight_bytes", "peak_uss_bytes", "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes")
+        opt = ("weight_bytes", "peak_uss_bytes", "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes",
+               "load_peak_rss_bytes", "run_peak_rss_bytes")
         kw: dict[str, Any] = {k: _req(d, k, int, where) for k in req}
         kw.update({k: _req(d, k, int, where, optional=True) for k in opt})
         kw["polls"] = _req(d, "polls", int, where, optional=True) or 0
@@ -279,6 +298,9 @@ class CaseRecord:
     weight_bytes: int | None = None
     series: tuple[SeriesRecord, ...] = ()
     memory: MemoryRecord | None = None
+    #: What the workload reported about itself at setup (e.g. ``{"batch_mode": "native"}``); stored only
+    #: when non-empty.
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -301,6 +323,7 @@ class CaseRecord:
             "first_call_ns": self.first_call_ns, "weight_bytes": self.weight_bytes,
             "series": [s.to_dict() for s in self.series],
             "memory": None if self.memory is None else self.memory.to_dict(),
+            **({"metadata": dict(self.metadata)} if self.metadata else {}),
         }
 
     @classmethod
@@ -335,6 +358,7 @@ class CaseRecord:
             series=tuple(SeriesRecord.from_dict(s, f"{where}.series[{i}]")
                          for i, s in enumerate(_list(d, "series", where))),
             memory=None if memory_d is None else MemoryRecord.from_dict(memory_d, f"{where}.memory"),
+            metadata=dict(_req(d, "metadata", dict, where, optional=True) or {}),
         )
 
 
