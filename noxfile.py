@@ -39,6 +39,11 @@ BENCH_ARGS = ("--suite", "all", "--budget", "2", "--param", "rtf.frames_per_word
 REGRESSION_MARKER = "REGRESSION.txt"
 #: What `nox -s journal` measures at both commits (smaller: every variant is measured twice, base and head).
 JOURNAL_ARGS = ("--suite", "parity", "--suite", "stages", "--suite", "generator", "--budget", "3")
+#: The interleaved journal's worker processes per variant: with one per side, two processes of identical
+#: code differed by up to 3x on sub-millisecond stages of the tiny preset (memory layout, thread
+#: placement) and the journal called that a regression; visits rotated over three per side gave none.
+#: (The sequential fallback runs an old merge-base's `perfkit compare`, which may not know the option.)
+JOURNAL_WORKERS = ("--workers", "3")
 
 
 @nox.session
@@ -69,7 +74,8 @@ def _journal_interleaved(session: nox.Session, worktree: Path, results: Path, ou
     from nox.command import CommandFailed
 
     try:
-        _compare(session, results, (out_dir / "compare").resolve(), "--base-source", str(worktree))
+        _compare(session, results, (out_dir / "compare").resolve(), "--base-source", str(worktree),
+                 *JOURNAL_WORKERS)
     except CommandFailed as exc:
         if exc.return_code not in (BASE_NOT_MEASURED, 2):
             raise

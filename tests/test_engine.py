@@ -23,7 +23,7 @@ from perfkit.measure.verdict import Verdict, compare_samples
 from perfkit.model.stages import vocoder_fine_stages, vocoder_stages
 from perfkit.model.vocoder_config import vocoder_preset
 from perfkit.model.vocoder_model import VocoderModel
-from perfkit.run import BackendRef, CaseRequest, WorkerSettings, make_plan, run_plan
+from perfkit.run import BackendRef, CaseRequest, Observer, WorkerSettings, make_plan, run_plan
 from perfkit.run.fake_backend import TARGET
 from perfkit.run.process import describe_exit
 from perfkit.run.summary import stage_timing_overhead, summarize_case
@@ -237,6 +237,49 @@ def test_faults_are_isolated_recorded_and_the_run_goes_on(tmp_path):
 
     rec, f = failure("fault=oom,fault_at=load")
     assert (f.kind, f.phase) == ("oom", "setup") and "out of memory" in f.message
+    assert live_children() == []
+
+
+
+class _WorkerWatch(Observer):
+    """At every visit's end: each live worker's status and CPU time (``psutil``)."""
+
+    def __init__(self) -> None:
+        self.views: list[dict[int, tuple[str, float]]] = []
+
+    def samples_added(self, case, variant, n, visit):
+        view = {}
+        for p in live_children():
+            try:
+                if "perfkit.run.worker" in " ".join(p.cmdline()):
+                    t = p.cpu_times()
+                    view[p.pid] = (p.status(), t.user + t.system)
+            except psutil.NoSuchProcess:
+                pass
+        self.views.append(view)
+
+
+def test_workers_wait_stopped_between_visits_and_visits_rotate_over_them(tmp_path):
+    """Between visits every worker is stopped (its spinning thread pools cannot slow the one measured);
+    with ``workers=2`` each variant has two processes and the visits go to each of them in turn."""
+    protocol = Protocol(warmup_rounds=0, min_samples=8, max_samples=8, round_samples=1, budget_s=600,
+                        target_rel_iqr=0, workers=2)
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120),
+                     extra=[fake("tag=a,wait=spin,stage_us=300"), fake("tag=b,wait=spin,stage_us=300")])
+    watch = _WorkerWatch()
+    run = run_plan(plan, tmp_path, observer=watch).run
+    assert [c.status for c in run.cases] == ["ok", "ok"]
+    assert all(len(c.series_named("stages").visits) == 8 for c in run.cases)
+    # 2 variants x 2 workers alive (in the last visit, the first variant has finished and closed its own)
+    assert len(watch.views) == 16 and all(len(v) == 4 for v in watch.views[:-1]) and len(watch.views[-1]) == 2
+    for view in watch.views:
+        assert {status for status, _ in view.values()} == {psutil.STATUS_STOPPED}
+    ran = []  # the worker whose CPU time grew the most during each visit
+    for before, after in zip(watch.views, watch.views[1:], strict=False):
+        ran.append(max(after, key=lambda pid: after[pid][1] - before.get(pid, ("", 0.0))[1]))
+    assert len(set(ran)) == 4  # every worker process was visited
+    assert all(a != b for a, b in zip(ran, ran[1:], strict=False))  # never the same one twice running
     assert live_children() == []
 
 

@@ -109,6 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, metavar="S", help="measuring seconds per variant and case")
     p.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per series")
     p.add_argument("--max-samples", type=int, metavar="N", help="maximum samples per series")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes per variant, visited in turn (default 1): two processes of the same "
+                        "code can differ by more than their samples do, so a before/after comparison of small "
+                        "stages is only trusted across several; `nox -s journal` uses 3")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per worker request (600)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the stages suite's memory pass")
     p.add_argument("--results", default=DEFAULT_RESULTS_DIR, metavar="DIR", help="where the runs are stored")
@@ -205,20 +209,8 @@ def _params(items: Sequence[str], suites: Sequence[str]) -> dict[str, dict[str, 
 
 def _protocol(suite: Any, args: argparse.Namespace) -> Protocol:
     base = getattr(suite, "protocol", None) or Protocol()
-    changes = {
-        k: v
-        for k, v in (
-            ("budget_s", args.budget),
-            ("min_samples", args.min_samples),
-            ("max_samples", args.max_samples),
-        )
-        if v is not None
-    }
-    if "min_samples" in changes and "max_samples" not in changes:
-        changes["max_samples"] = max(base.max_samples, changes["min_samples"])
-    if "max_samples" in changes and "min_samples" not in changes:
-        changes["min_samples"] = min(base.min_samples, changes["max_samples"])
-    return dataclasses.replace(base, **changes)
+    return base.override(budget_s=args.budget, min_samples=args.min_samples, max_samples=args.max_samples,
+                         workers=args.workers)
 
 
 def _extra(items: Sequence[str]) -> list[BackendRef]:

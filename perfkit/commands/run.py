@@ -97,6 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--round-samples", type=int, metavar="N",
                    help="samples per visit before switching to the next variant "
                         f"(default: the suite's, else {d.round_samples})")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes per variant, visited in turn (default 1); see `perfkit compare --help`")
     p.add_argument("--target-iqr", type=float, metavar="F",
                    help="stop early once IQR/median of every series is below this "
                         f"(default: the suite's, else {d.target_rel_iqr:g})")
@@ -164,7 +166,8 @@ def build_plan(args: argparse.Namespace) -> Plan:
     suite = get_suite(args.suite)
     protocol = (suite.protocol or Protocol()).override(
         warmup_rounds=args.warmup, min_samples=args.min_samples, max_samples=args.max_samples,
-        budget_s=args.budget, round_samples=args.round_samples, target_rel_iqr=args.target_iqr)
+        budget_s=args.budget, round_samples=args.round_samples, target_rel_iqr=args.target_iqr,
+        workers=args.workers)
     settings = WorkerSettings(threads=args.threads, timeout_s=args.timeout,
                               memory_limit_bytes=args.memory_limit)
     request = CaseRequest(args.preset, tuple(args.frames or ()), args.seed, params)

@@ -10,7 +10,10 @@ For one (backend variant, case) the worker:
    sample lasts at least ``resolution_multiple`` times the timer's resolution. A sample's value is the
    per-pass mean over its ``loops`` passes (stored with ``loops``, so the raw total is recoverable);
 4. measures samples in *visits* of ``round_samples`` samples per series, interleaved with the other
-   variants' visits (A B A B …), until :func:`should_stop`.
+   variants' visits (A B A B …), until :func:`should_stop`. With ``workers`` > 1, steps 1–3 happen in
+   that many processes per variant and the visits rotate over them (the engine,
+   :mod:`perfkit.run.engine`): two processes of the same code can differ by more than their samples
+   do (memory layout, thread placement), and one process per side would report that as a change.
 
 The stopping rule, per (variant, case), with ``n`` samples per series::
 
@@ -43,6 +46,7 @@ class Protocol:
     resolution_multiple: int = 100
     max_loops: int = 1000
     memory_passes: int = 3
+    workers: int = 1
 
     def __post_init__(self) -> None:
         checks = {
@@ -50,7 +54,7 @@ class Protocol:
             "max_samples": self.max_samples >= self.min_samples, "budget_s": self.budget_s > 0,
             "round_samples": self.round_samples >= 1, "target_rel_iqr": self.target_rel_iqr >= 0,
             "resolution_multiple": self.resolution_multiple >= 1, "max_loops": self.max_loops >= 1,
-            "memory_passes": self.memory_passes >= 0,
+            "memory_passes": self.memory_passes >= 0, "workers": self.workers >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

@@ -347,7 +347,7 @@ def render_journal(
         f"{md(last_step.base.label)} -> {md(last_step.head.label)}; cumulative against {md(first.label)}."
     )
     summary = _summary_table(first, last_step, validities[-1], per_entry[0], per_entry[-2], per_entry[-1])
-    doc.add(summary or "No case was measured on both sides.")
+    doc.add(summary or "No case was timed on both sides (memory and parity, where measured, follow).")
     only = sorted(set(per_entry[-1]) ^ set(per_entry[-2]))
     if only:
         doc.add(

@@ -2,13 +2,18 @@
 
 For each case, in plan order:
 
-1. one worker per variant is started and set up in turn (load, first call, warm-up, calibration —
+1. one worker per variant (``protocol.workers``) is started and set up in turn (load, first call, warm-up, calibration —
    see :mod:`perfkit.measure.protocol`), one at a time so set-ups never overlap;
 2. *visits* alternate between the variants, A B A B …: each visit asks one worker for
    ``round_samples`` samples of every series; only one worker measures at any moment, so drift in the
-   machine (load, temperature, frequency) hits every variant alike. Visits are numbered across the
-   case and every sample keeps its visit number. A variant stops when
-   :func:`~perfkit.measure.protocol.should_stop` says so, and its worker is closed;
+   machine (load, temperature, frequency) hits every variant alike. Between its visits a worker is
+   stopped (SIGSTOP, :meth:`~perfkit.run.process.WorkerProcess.pause`), so the thread pools it leaves
+   spinning cannot slow the worker being measured. With ``protocol.workers`` > 1 a variant has that
+   many workers, set up in turn, and its visits rotate over them: what differs between two processes
+   of the same code (memory layout, thread placement, environment size) then enters the samples
+   instead of passing for a difference between variants. Visits are numbered across the case and
+   every sample keeps its visit number. A variant stops when
+   :func:`~perfkit.measure.protocol.should_stop` says so, and its workers are closed;
 3. with ``plan.memory``, each variant that measured cleanly gets a memory pass in a fresh worker.
 
 A variant with a ``source`` (another source tree, :mod:`perfkit.run.source_tree`) runs in a worker
@@ -117,7 +122,8 @@ class _Measure:
     def __init__(self, ref: BackendRef, case: Case) -> None:
         self.ref = ref
         self.case = case
-        self.worker: WorkerProcess | None = None
+        self.pool: list[WorkerProcess] = []  # protocol.workers processes; visits rotate over them
+        self.turn = 0
         self.setup: dict[str, Any] | None = None
         self.samples: dict[str, list[list[int]]] = {}
         self.visits: list[int] = []
@@ -130,6 +136,11 @@ class _Measure:
     @property
     def n(self) -> int:
         return len(self.visits)
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        """The worker the next visit goes to."""
+        return self.pool[self.turn % len(self.pool)] if self.pool else None
 
     def totals(self) -> dict[str, list[int]]:
         return {name: [sum(s) for s in rows] for name, rows in self.samples.items()}
@@ -151,11 +162,11 @@ class _Measure:
         self.close_worker(kill=True)
 
     def close_worker(self, kill: bool = False) -> None:
-        if self.worker is not None:
+        for worker in self.pool:
             if kill:
-                self.worker.kill()
-            self.worker.close()
-            self.worker = None
+                worker.kill()
+            worker.close()
+        self.pool = []
 
     def record(self, source: str | None) -> CaseRecord:
         variant = self.ref.variant
@@ -247,9 +258,12 @@ class _Engine:
         self.obs.variant_setup(m.case, m.ref.label)
         m.status, m.phase = "running", "setup"
         try:
-            m.worker = self._spawn(m.ref)
-            m.setup = m.worker.request({"op": "setup", **self._request_fields(m)},
-                                       self.plan.settings.timeout_s)
+            for _ in range(self.plan.protocol.workers):
+                worker = self._spawn(m.ref)
+                m.pool.append(worker)
+                setup = worker.request({"op": "setup", **self._request_fields(m)}, self.plan.settings.timeout_s)
+                worker.pause()
+                m.setup = m.setup or setup  # the first worker's load and first-call times are kept
             m.samples = {sd["name"]: [] for sd in m.setup["series"]}
             m.phase = "round"
             self.obs.variant_ready(m.case, m.ref.label, m.setup)
@@ -263,8 +277,11 @@ class _Engine:
         want = min(p.round_samples, p.max_samples - m.n)
         t0 = time.monotonic()
         try:
-            assert m.worker is not None
-            reply = m.worker.request({"op": "round", "samples": want}, self.plan.settings.timeout_s)
+            worker = m.worker
+            assert worker is not None
+            reply = worker.request({"op": "round", "samples": want}, self.plan.settings.timeout_s)
+            worker.pause()
+            m.turn += 1
             m.spent_s += time.monotonic() - t0
             got = m.add(reply["samples"], visit)
         except WorkerFault as fault:
@@ -283,8 +300,8 @@ class _Engine:
         self.obs.memory_started(m.case, m.ref.label)
         m.phase = "memory"
         try:
-            m.worker = self._spawn(m.ref)
-            reply = m.worker.request({"op": "memory", **self._request_fields(m)},
+            m.pool = [self._spawn(m.ref)]
+            reply = m.pool[0].request({"op": "memory", **self._request_fields(m)},
                                      self.plan.settings.timeout_s)
             m.memory = MemoryRecord.from_dict(reply["memory"])
             m.close_worker()
