@@ -110,6 +110,7 @@ BAD_INPUT = {
                                             "--frames", "2"], "exactly one of"),
     "contradictory-sample-bounds": (run("--backend", "numpy", "--min-samples", "9", "--max-samples", "3"),
                                     "max_samples"),
+    "no-worker-processes": (run("--backend", "numpy", "--workers", "0"), "workers=0"),
     "results-corrupt": (results_file('{"format": "perfkit.result", "schema_version": 2, "cases": [{'),
                         "not valid JSON"),
     "results-empty": (results_file(""), "empty file"),
