@@ -445,3 +445,17 @@ def test_memory_pass_without_scratch_reports_little_working_memory(tmp_path):
     m = run_plan(plan, tmp_path).run.cases[0].memory
     assert m is not None and m.run_peak_rss_bytes is not None
     assert m.working_bytes(None) < 32 * 2**20
+
+
+def test_a_visit_shares_round_samples_out_over_the_workers(tmp_path):
+    """``round_samples=4`` over ``workers=2``: visits of 2 samples, so 8 samples come from 4 visits (both
+    processes twice) instead of 2 visits of 4 (each process once, a single cluster per process)."""
+    assert Protocol(round_samples=4, workers=2).visit_samples == 2
+    assert Protocol(round_samples=5, workers=3).visit_samples == 1
+    assert Protocol(round_samples=1, workers=3).visit_samples == 1
+    protocol = Protocol(warmup_rounds=0, min_samples=8, max_samples=8, round_samples=4, budget_s=600,
+                        target_rel_iqr=0, workers=2)
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120), extra=[fake("tag=a,clock=virtual")])
+    rec = run_plan(plan, tmp_path).run.cases[0]
+    assert rec.status == "ok" and rec.series_named("stages").visits == (0, 0, 1, 1, 2, 2, 3, 3)

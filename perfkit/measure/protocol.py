@@ -11,7 +11,8 @@ For one (backend variant, case) the worker:
    per-pass mean over its ``loops`` passes (stored with ``loops``, so the raw total is recoverable);
 4. measures samples in *visits* of ``round_samples`` samples per series, interleaved with the other
    variants' visits (A B A B …), until :func:`should_stop`. With ``workers`` > 1, steps 1–3 happen in
-   that many processes per variant and the visits rotate over them (the engine,
+   that many processes per variant, a visit takes :attr:`Protocol.visit_samples` samples
+   (``round_samples // workers``, at least 1) and the visits rotate over them (the engine,
    :mod:`perfkit.run.engine`): two processes of the same code can differ by more than their samples
    do (memory layout, thread placement), and one process per side would report that as a change.
 
@@ -60,6 +61,12 @@ class Protocol:
         if bad:
             settings = ", ".join(f"{k}={getattr(self, k)}" for k in bad)
             raise InputError(f"invalid protocol setting(s): {settings}")
+
+    @property
+    def visit_samples(self) -> int:
+        """Samples per series per visit: ``round_samples``, shared out over the ``workers`` (at least 1),
+        so that a variant's samples come from all of its processes even when ``max_samples`` is small."""
+        return max(1, self.round_samples // self.workers)
 
     def override(self, **changes: Any) -> Protocol:
         """A copy with the given fields changed (``None`` values ignored); raising ``min_samples`` above

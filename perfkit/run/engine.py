@@ -274,7 +274,7 @@ class _Engine:
     def _visit(self, m: _Measure, visit: int) -> bool:
         """One visit; ``True`` while the variant wants more."""
         p = self.plan.protocol
-        want = min(p.round_samples, p.max_samples - m.n)
+        want = min(p.visit_samples, p.max_samples - m.n)
         t0 = time.monotonic()
         try:
             worker = m.worker
