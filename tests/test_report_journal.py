@@ -124,3 +124,12 @@ def test_names_from_results_are_escaped() -> None:
 def test_needs_two_entries() -> None:
     with pytest.raises(ValueError):
         render_journal(entries("base"))
+
+
+def test_holm_threshold_controls_the_family_of_stage_comparisons():
+    from perfkit.report.journal import holm_threshold
+
+    assert holm_threshold([0.5, 0.001, 0.02], 0.05) == 0.02  # 0.001 <= .05/3, 0.02 <= .05/2, 0.5 > .05
+    assert holm_threshold([0.001, 0.03, 0.04], 0.05) == 0.001  # 0.03 > .05/2 stops the step-down
+    assert holm_threshold([0.009] * 50, 0.01) == -1.0  # p < alpha once, but not among 50 tests
+    assert holm_threshold([], 0.01) == -1.0

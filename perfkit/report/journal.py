@@ -73,6 +73,10 @@ class Journal:
     markdown: str
     regressions: tuple[str, ...]
     invalid: tuple[str, ...]
+    #: Stages the table calls slower whose p-value does not survive the Holm correction over every stage
+    #: comparison of the last step (``comparisons`` of them): reported, never failing.
+    uncorrected: tuple[str, ...] = ()
+    comparisons: int = 0
 
 
 def _threads(run: Run) -> str:
@@ -334,7 +338,8 @@ def render_journal(
     doc.add(_entries_table(entries))
     doc.add(_method(DEFAULT_ALPHA, DEFAULT_MIN_EFFECT))
 
-    regressions: list[str] = []
+    slower: list[tuple[float, str]] = []
+    p_values: list[float] = []
     invalid: list[str] = []
     steps = []
     for i in range(1, len(entries)):
@@ -408,7 +413,9 @@ def render_journal(
                     f"{units.correlation(status_b.record.waveform.correlation)}."
                 )
             if last_one and not mark:
-                regressions.extend(_slower(key, rows, total))
+                slower.extend(_slower(key, rows, total))
+                p_values.extend(r.comparison.p_value for r in [*rows, *([total] if total else [])]
+                                if r.comparison is not None)
         if last_one:
             _suite_sections(doc, step, base_cases, head_cases, vh)
 
@@ -424,15 +431,35 @@ def render_journal(
     if plots:
         doc.heading(2, "Plots")
         doc.add("\n\n".join(f"![{md(p.caption)}]({p.path})" for p in plots))
-    return Journal(doc.text(), tuple(regressions), tuple(invalid))
+    threshold = holm_threshold(p_values, DEFAULT_ALPHA)
+    return Journal(doc.text(), tuple(m for p, m in slower if p <= threshold), tuple(invalid),
+                   tuple(m for p, m in slower if p > threshold), len(p_values))
 
 
-def _slower(key: CaseKey, rows: Sequence[DeltaRow], total: DeltaRow | None) -> list[str]:
+def holm_threshold(p_values: Sequence[float], alpha: float) -> float:
+    """The largest p-value Holm's step-down procedure rejects at family-wise level ``alpha`` (``-1`` if
+    none): sorted ascending, ``p_(i)`` is rejected while ``p_(j) <= alpha / (m - j)`` for every ``j <= i``.
+
+    A journal tests every stage of every variant and case (a hundred comparisons is usual): at a
+    per-test ``alpha`` of 0.01 one of them passes for a regression by chance about as often as not, so
+    the gate asks each regression to survive the correction."""
+    threshold = -1.0
+    ordered = sorted(p_values)
+    for i, p in enumerate(ordered):
+        if p > alpha / (len(ordered) - i):
+            break
+        threshold = p
+    return threshold
+
+
+def _slower(key: CaseKey, rows: Sequence[DeltaRow], total: DeltaRow | None) -> list[tuple[float, str]]:
+    """``(p-value, message)`` of each row whose verdict is slower."""
     out = []
     for r in [*rows, *([total] if total is not None else [])]:
         if r.comparison is not None and r.comparison.verdict is Verdict.SLOWER:
             label = "total" if r is total else fine_label(r.stage)  # "Block 2 tconv", not "tconv"
-            out.append(f"{key[0]} {key[1]} {key[2]}: {label} {units.ratio(1 / r.comparison.speedup)} slower")
+            out.append((r.comparison.p_value,
+                        f"{key[0]} {key[1]} {key[2]}: {label} {units.ratio(1 / r.comparison.speedup)} slower"))
     return out
 
 
