@@ -21,7 +21,7 @@ from perfkit.model.generator_config import generator_preset
 from perfkit.model.sampling import SamplingOptions
 from perfkit.model.tts_model import TTSModel
 from perfkit.store.records import Case
-from perfkit.synthesis import Synthesizer, batch_options
+from perfkit.synthesis import Synthesizer, batch_options, run_batch_frames
 
 from ._models import TEXTS, generator_preset_name
 
@@ -141,12 +141,8 @@ class TTSPasses:
         batch = runner.new_batch(prompts, self.batch_options)
         logits = runner.prefill_batch(batch)
         timer.lap("prefill")
-        for f in range(self.frames):
-            if f > 0:
-                logits = runner.talker_step_batch(batch)
-            runner.sample_group0_batch(batch, logits)
-            runner.code_predictor_batch(batch)
-            batch.end_frame()
+        for _ in run_batch_frames(runner, batch, logits):
+            pass
         codes = [np.asarray(backend.to_host(c), dtype=np.int64) for c in runner.codes_batch(batch, 0, self.frames)]
         timer.lap("generate")
         for item in codes:
