@@ -113,3 +113,18 @@ def test_float32_matches_float64_per_stage(preset):
         assert result.finite, stage
         assert result.snr_db >= 60.0, (stage, result.snr_db)
         assert result.correlation >= 0.99999, stage
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_threads_and_scratch_leave_the_audio_unchanged(tiny_vocoder, tiny_codes, threads):
+    """Splitting the elementwise work over threads changes no value; the scratch holds three buffers."""
+    from perfkit.backends.numpy.vocoder import NumpyVocoder
+
+    runner = NumpyVocoder(tiny_vocoder.config, tiny_vocoder.weights, np.float64, threads=threads)
+    assert runner.rows.threads == threads
+    state = runner.new_state()
+    x = runner.upload_codes(tiny_codes)
+    for stage in runner.stages:
+        x = runner.run_stage(stage, x, state)
+    np.testing.assert_array_equal(x, decode(tiny_vocoder, tiny_codes))
+    assert runner.scratch.names == {"in", "out", "work"}

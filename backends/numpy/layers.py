@@ -7,6 +7,8 @@ decodes offline (one chunk) and streams (many chunks) with identical results.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.special import erf
 
@@ -27,14 +29,29 @@ def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, d
     ``y[:, t] = b + sum_j w[:, :, j] @ xp[:, t + j*dilation]`` with ``xp = [tail, x]`` (left padding only).
     Returns ``y (Cout, T)`` and the new tail.
     """
-    k = w.shape[2]
-    t = x.shape[1]
     xp = np.concatenate([tail, x], axis=1)  # (Cin, pad + T)
-    y = np.empty((w.shape[0], t), dtype=x.dtype)
-    y[:] = b[:, None]
-    for j in range(k):
-        y += w[:, :, j] @ xp[:, j * dilation: j * dilation + t]
-    return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
+    return conv_padded(xp, w, b, dilation), _own(xp[:, xp.shape[1] - tail.shape[1]:])
+
+
+def conv_padded(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1, out: np.ndarray | None = None,
+                work: np.ndarray | None = None,
+                add: Callable[[np.ndarray, np.ndarray, np.ndarray], None] = np.add) -> np.ndarray:
+    """:func:`causal_conv` on an input that already carries its look-back: ``xp (Cin, (k-1)*dilation + T)``.
+
+    ``k`` GEMMs on shifted windows of ``xp`` (an implicit GEMM: no im2col copy), accumulated into
+    ``out (Cout, T)`` through ``work (Cout, T)``, both new arrays when not given; ``add(y, g, y)`` does
+    the accumulation (``np.add``, or a row-threaded one).
+    """
+    k = w.shape[2]
+    t = xp.shape[1] - (k - 1) * dilation
+    y = np.empty((w.shape[0], t), dtype=xp.dtype) if out is None else out
+    g = np.empty_like(y) if work is None else work
+    np.matmul(w[:, :, 0], xp[:, :t], out=y)
+    y += b[:, None]
+    for j in range(1, k):
+        np.matmul(w[:, :, j], xp[:, j * dilation: j * dilation + t], out=g)
+        add(y, g, y)
+    return y
 
 
 def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray
@@ -50,32 +67,57 @@ def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.
     return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
 
 
-def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray
-                          ) -> tuple[np.ndarray, np.ndarray]:
+def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray,
+                          cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Causal ConvTranspose1d (the official right-trim of ``k - stride`` samples) as GEMM + col2im.
 
-    ``x (Cin, T)``, ``w (Cin, Cout, k)``. Full output: ``z[:, t*stride + j] += w[:, :, j].T @ x[:, t]``,
-    length ``(T-1)*stride + k``. The first ``T*stride`` samples (plus the previous chunk's overlap
-    ``tail (Cout, k - stride)``, plus bias) are returned; the rest, without bias, is the new tail.
+    ``x (Cin, T)``, ``w (Cin, Cout, k)``. One GEMM ``cols = W^T x`` of ``(Cout, k, T)`` (into ``cols``
+    when given): tap ``j`` of frame ``s`` is output sample ``s*stride + j``, i.e. phase ``j % stride`` of
+    frame ``s + j // stride``. col2im adds each tap's row into its phase of ``y (Cout, T*stride)``
+    (bias once, with the taps ``j < stride``); the previous chunk's pending ``tail (Cout, k - stride)``
+    (no bias) lands on the first samples, and what lands past this chunk is the new tail.
     """
     cin, cout, k = w.shape
     t = x.shape[1]
-    cols = w.reshape(cin, cout * k).T @ x  # (Cout*k, T)
+    cols = np.matmul(w.reshape(cin, cout * k).T, x, out=None if cols is None else cols.reshape(cout * k, t))
     cols = cols.reshape(cout, k, t)
-    full = np.zeros((cout, (t - 1) * stride + k), dtype=x.dtype)
-    for j in range(k):
-        full[:, j: j + stride * t: stride] += cols[:, j, :]
+    y = np.empty((cout, t * stride), dtype=x.dtype)
+    frames = y.reshape(cout, t, stride)  # frames[:, s, r] = sample s*stride + r
+    for j in range(stride):
+        np.add(cols[:, j], b[:, None], out=frames[:, :, j])
     overlap = k - stride
-    full[:, :overlap] += tail
-    y = full[:, : t * stride] + b[:, None]
-    return y, _own(full[:, t * stride:])
+    pending = np.zeros((cout, overlap), dtype=x.dtype)  # samples t*stride + p, p < overlap
+    for j in range(stride, k):
+        q, r = divmod(j, stride)
+        frames[:, q:, r] += cols[:, j, : max(0, t - q)]
+        for s in range(max(0, t - q), t):
+            pending[:, s * stride + j - t * stride] += cols[:, j, s]
+    n = min(overlap, t * stride)
+    y[:, :n] += tail[:, :n]
+    pending[:, : overlap - n] += tail[:, n:]
+    return y, pending
 
 
-def snake_beta(x: np.ndarray, alpha: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """SnakeBeta: ``x + 1/(exp(beta) + 1e-9) * sin(exp(alpha) * x)**2``, per channel; ``x (C, T)``."""
-    a = np.exp(alpha)[:, None]
-    inv_b = (1.0 / (np.exp(beta) + SNAKE_EPS))[:, None]
-    return x + inv_b * np.sin(x * a) ** 2
+def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """SnakeBeta's per-channel factors, once per layer: ``a = exp(alpha)``, ``inv_b = 1/(exp(beta) + 1e-9)``.
+
+    Computed in float64 and stored as ``(C, 1)`` columns of ``dtype`` (they broadcast along time).
+    """
+    a = np.exp(np.asarray(alpha, dtype=np.float64))
+    inv_b = 1.0 / (np.exp(np.asarray(beta, dtype=np.float64)) + SNAKE_EPS)
+    return a.astype(dtype)[:, None], inv_b.astype(dtype)[:, None]
+
+
+def snake_beta(x: np.ndarray, a: np.ndarray, inv_b: np.ndarray, out: np.ndarray) -> None:
+    """SnakeBeta ``out = x + inv_b * sin(a * x)**2`` per channel; ``x, out (C, T)``, ``a, inv_b (C, 1)``.
+
+    Five in-place passes over ``out`` (no temporaries); ``out`` must not be ``x``.
+    """
+    np.multiply(x, a, out=out)
+    np.sin(out, out=out)
+    np.square(out, out=out)
+    out *= inv_b
+    out += x
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:

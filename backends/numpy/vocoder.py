@@ -19,27 +19,44 @@ from .layers import (
     causal_conv,
     causal_conv_transpose,
     causal_depthwise_conv,
+    conv_padded,
     gelu,
     layer_norm,
     rms_norm,
     rope,
     silu,
     snake_beta,
+    snake_params,
     softmax,
 )
+from .row_threads import RowThreads, blas_threads
+from .scratch import Scratch
 
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
 
 
 class NumpyVocoder(VocoderRunner):
-    """Runs the fine stages on ``dtype`` arrays; weights converted once at load."""
+    """Runs the fine stages on ``dtype`` arrays; weights converted once at load.
 
-    def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype) -> None:
+    GEMMs run on BLAS's threads; SnakeBeta and the convolutions' accumulations, the elementwise
+    work that dominates the long narrow blocks, are split over as many threads by channel rows
+    (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
+    The temporaries a stage makes again and again (per residual unit, per tap) live in three
+    :class:`~.scratch.Scratch` buffers ("in", "out", "work") kept between calls and shared by every
+    stage; every stage output is a new array.
+    """
+
+    def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype,
+                 threads: int | None = None) -> None:
         super().__init__(config)
         self.dtype = np.dtype(dtype)
         self.w = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in weights.items()}
         self.codebooks = self._normalised_codebooks()
+        prefixes = [k.removesuffix(".alpha") for k in weights if k.endswith(".alpha")]
+        self.snake = {p: snake_params(weights[f"{p}.alpha"], weights[f"{p}.beta"], self.dtype) for p in prefixes}
+        self.rows = RowThreads(blas_threads() if threads is None else threads)
+        self.scratch = Scratch(self.dtype)
         self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
             "rvq_decode": self.rvq_decode,
             "pre_conv": lambda x, s: self._conv("pre_conv", x, s, "pre_conv"),
@@ -70,14 +87,38 @@ class NumpyVocoder(VocoderRunner):
         y, state[key] = causal_conv(x, w, b, tail, dilation)
         return y
 
+    def _snake_conv(self, act: str, conv: str, x: np.ndarray, state: State, key: str, dilation: int = 1
+                    ) -> np.ndarray:
+        """``causal_conv(snake(x))``, the activation written straight after the carried tail in ``xp``.
+
+        Uses the scratch "in" for ``xp`` and returns the scratch "out" ``(Cout, T)``.
+        """
+        w, b = self.w[f"{conv}.conv.weight"], self.w[f"{conv}.conv.bias"]
+        (cout, cin, k), t = w.shape, x.shape[1]
+        pad = (k - 1) * dilation
+        xp = self.scratch.get("in", (cin, pad + t))
+        xp[:, :pad] = self._tail(state, key, cin, pad)
+        self._snake(act, x, out=xp[:, pad:])
+        state[key] = xp[:, t:].copy()  # the last ``pad`` inputs, owned
+        return conv_padded(xp, w, b, dilation, out=self.scratch.get("out", (cout, t)),
+                           work=self.scratch.get("work", (cout, t)), add=self._add)
+
+    def _add(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+        """``out = a + b`` on ``(C, T)`` arrays, split over the row threads."""
+        self.rows.run(np.add, a, b, out=out)
+
     def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str) -> np.ndarray:
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
-        tail = self._tail(state, key, w.shape[1], w.shape[2] - stride)
-        y, state[key] = causal_conv_transpose(x, w, b, stride, tail)
+        cin, cout, k = w.shape
+        tail = self._tail(state, key, cout, k - stride)
+        cols = self.scratch.get("out", (cout * k, x.shape[1]))  # x may be the scratch "in"
+        y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols)
         return y
 
-    def _snake(self, prefix: str, x: np.ndarray) -> np.ndarray:
-        return snake_beta(x, self.w[f"{prefix}.alpha"], self.w[f"{prefix}.beta"])
+    def _snake(self, prefix: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """SnakeBeta of layer ``prefix`` on ``x (C, T)``, into ``out`` (a new array when None)."""
+        a, inv_b = self.snake[prefix]
+        return self.rows.run(snake_beta, x, a, inv_b, out=np.empty_like(x) if out is None else out)
 
     # ------------------------------------------------------------------ rvq_decode
     def _normalised_codebooks(self) -> list[np.ndarray]:
@@ -177,23 +218,24 @@ class NumpyVocoder(VocoderRunner):
     def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
         """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``."""
         p = f"decoder.{i + 1}.block"
-        x = self._snake(f"{p}.0", x)
+        x = self._snake(f"{p}.0", x, out=self.scratch.get("in", x.shape))
         return self._tconv(f"{p}.1", x, self.config.upsample_rates[i], state, f"block_{i}.tconv")
 
     def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
         """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9."""
         for u, dilation in enumerate(RESIDUAL_DILATIONS):
             p = f"decoder.{i + 1}.block.{u + 2}"
-            h = self._snake(f"{p}.act1", x)
-            h = self._conv(f"{p}.conv1", h, state, f"block_{i}.res{u}", dilation)
-            h = self._snake(f"{p}.act2", h)
+            h = self._snake_conv(f"{p}.act1", f"{p}.conv1", x, state, f"block_{i}.res{u}", dilation)
+            h = self._snake(f"{p}.act2", h, out=self.scratch.get("in", h.shape))  # the conv is done with "in"
             w, b = self.w[f"{p}.conv2.conv.weight"], self.w[f"{p}.conv2.conv.bias"]
-            x = x + (w[:, :, 0] @ h + b[:, None])
+            y = w[:, :, 0] @ h
+            y += b[:, None]
+            self._add(y, x, y)
+            x = y
         return x
 
     def final(self, x: np.ndarray, state: State) -> np.ndarray:
         """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``."""
         n = self.config.num_blocks
-        x = self._snake(f"decoder.{n + 1}", x)
-        y = self._conv(f"decoder.{n + 2}", x, state, "final")
+        y = self._snake_conv(f"decoder.{n + 1}", f"decoder.{n + 2}", x, state, "final")
         return np.clip(y[0], -1.0, 1.0)

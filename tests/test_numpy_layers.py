@@ -1,0 +1,110 @@
+"""The NumPy reference's layer functions against their definitions, and its row threads and scratch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from perfkit.backends.numpy import layers
+from perfkit.backends.numpy.row_threads import MIN_SPLIT_ELEMENTS, RowThreads
+from perfkit.backends.numpy.scratch import Scratch
+
+
+def transposed_conv_by_definition(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
+    """``z[:, s*stride + j] += w[:, :, j].T @ x[:, s]`` over the whole input, right-trimmed by ``k - stride``."""
+    cin, cout, k = w.shape
+    t = x.shape[1]
+    z = np.zeros((cout, (t - 1) * stride + k))
+    for s in range(t):
+        for j in range(k):
+            z[:, s * stride + j] += w[:, :, j].T @ x[:, s]
+    return z[:, : t * stride] + b[:, None]
+
+
+@pytest.mark.parametrize("stride,k", [(3, 3), (3, 6), (2, 7), (4, 12)])
+@pytest.mark.parametrize("chunks", [(9,), (1, 1, 1, 1, 1, 1, 1, 1, 1), (2, 5, 2)])
+def test_conv_transpose_equals_its_definition_offline_and_chunked(stride, k, chunks):
+    """Chunks of one frame leave pending taps that span several later chunks when ``k > 2 * stride``."""
+    rng = np.random.default_rng(stride * 100 + k)
+    cin, cout, t = 5, 4, sum(chunks)
+    x = rng.standard_normal((cin, t))
+    w, b = rng.standard_normal((cin, cout, k)), rng.standard_normal(cout)
+    expected = transposed_conv_by_definition(x, w, b, stride)
+    tail, got, start = np.zeros((cout, k - stride)), [], 0
+    for n in chunks:
+        y, tail = layers.causal_conv_transpose(x[:, start:start + n], w, b, stride, tail)
+        assert y.shape == (cout, n * stride) and tail.shape == (cout, k - stride)
+        got.append(y)
+        start += n
+    np.testing.assert_allclose(np.concatenate(got, axis=1), expected, rtol=0, atol=1e-12)
+
+
+def test_conv_transpose_writes_its_gemm_into_given_columns():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((6, 10)), rng.standard_normal((6, 3, 8)), rng.standard_normal(3)
+    cols = np.full(3 * 8 * 10, np.nan)
+    y, _ = layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), cols=cols)
+    np.testing.assert_allclose(y, transposed_conv_by_definition(x, w, b, 4), atol=1e-12)
+    assert not np.isnan(cols).any()  # the GEMM went into the buffer handed in
+
+
+def test_conv_padded_equals_causal_conv():
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)
+    tail = rng.standard_normal((4, 18))
+    expected, _ = layers.causal_conv(x, w, b, tail, dilation=3)
+    out, work = np.full((3, 30), np.nan), np.full((3, 30), np.nan)
+    got = layers.conv_padded(np.concatenate([tail, x], axis=1), w, b, 3, out=out, work=work)
+    assert got is out
+    direct = b[:, None] + sum(w[:, :, j] @ np.concatenate([tail, x], axis=1)[:, 3 * j: 3 * j + 30] for j in range(7))
+    np.testing.assert_allclose(got, direct, atol=1e-12)
+    np.testing.assert_allclose(expected, direct, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_snake_beta_matches_its_formula(dtype):
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((6, 50)) * 3).astype(dtype)
+    alpha, beta = rng.standard_normal(6) * 0.3, rng.standard_normal(6) * 0.3
+    a, inv_b = layers.snake_params(alpha, beta, dtype)
+    assert a.shape == (6, 1) and a.dtype == dtype
+    out = np.empty_like(x)
+    layers.snake_beta(x, a, inv_b, out)
+    x64 = x.astype(np.float64)
+    expected = x64 + 1.0 / (np.exp(beta) + 1e-9)[:, None] * np.sin(np.exp(alpha)[:, None] * x64) ** 2
+    np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_row_threads_give_the_serial_result_bit_for_bit(threads):
+    rng = np.random.default_rng(4)
+    rows = 7
+    x = rng.standard_normal((rows, 2 * MIN_SPLIT_ELEMENTS // rows + 1)).astype(np.float32)
+    a, inv_b = layers.snake_params(rng.standard_normal(rows), rng.standard_normal(rows), np.float32)
+    serial = np.empty_like(x)
+    layers.snake_beta(x, a, inv_b, serial)
+    pool = RowThreads(threads)
+    try:
+        split = pool.run(layers.snake_beta, x, a, inv_b, out=np.empty_like(x))
+        added = pool.run(np.add, x, serial, out=np.empty_like(x))
+    finally:
+        pool.close()
+    np.testing.assert_array_equal(split, serial)
+    np.testing.assert_array_equal(added, x + serial)
+
+
+def test_row_threads_refuse_zero_threads():
+    with pytest.raises(ValueError, match="at least 1"):
+        RowThreads(0)
+
+
+def test_scratch_reuses_one_buffer_per_name_and_grows_when_asked_for_more():
+    scratch = Scratch(np.float32)
+    a = scratch.get("a", (4, 10))
+    a[:] = 1.0
+    b = scratch.get("b", (4, 10))
+    assert not np.shares_memory(a, b)
+    again = scratch.get("a", (2, 5))
+    assert again.flags.c_contiguous and np.shares_memory(a, again)
+    bigger = scratch.get("a", (8, 10))
+    assert bigger.shape == (8, 10) and not np.shares_memory(a, bigger)
+    assert scratch.nbytes == (80 + 40) * 4 and scratch.names == {"a", "b"}
