@@ -1,7 +1,9 @@
 """The NumPy backend: the reference implementation, float32 and float64.
 
 float64 is the parity reference for every other backend. The code is written to be read: one
-function per layer, the tensor shapes in every docstring.
+function per layer, the tensor shapes in every docstring. The vocoder runs its GEMMs on BLAS's
+threads and splits its large elementwise passes over as many threads by channel rows, which leaves
+every value as the serial code makes it (``row_threads.py``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,11 @@ BLAS already runs the GEMMs on every thread it is given; NumPy's ufuncs run on o
 independent piece of work: :class:`RowThreads` gives each of ``n`` threads ``C / n`` rows (the calling
 thread takes the first block). NumPy releases the GIL inside ufunc loops, so the blocks run in parallel,
 and the result is bit-identical to the serial call (every element sees the same operations).
+
+What it buys is less than 2x: OpenBLAS's own threads keep spinning for a while after a GEMM returns,
+so a split right after one shares the cores with them (SnakeBeta on 96 x 96000 float32: 45 ms serial,
+28 ms split after an idle pause, no faster right after a GEMM). End to end it still pays (the
+``numpy-row-threads-scratch`` entry of ``reports/optimizations``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-# Below this many elements a split costs more (thread hand-off, ~10-50 us) than it saves.
-MIN_SPLIT_ELEMENTS = 1 << 16
+# Below this many elements a split costs more than it saves. Measured on the 2-core AMD EPYC: handing a
+# block to the pool costs about 140 us; SnakeBeta on 2**18 float32 elements takes 0.90 ms serial and
+# 0.75 ms split, a plain add breaks even near 2**20 (0.30 ms). Every array the published geometry
+# splits has at least 1536 x 200 elements.
+MIN_SPLIT_ELEMENTS = 1 << 18
 
 RowKernel = Callable[..., None]
 
