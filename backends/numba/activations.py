@@ -26,9 +26,9 @@ import math
 import numpy as np
 from numba import prange
 
-from .jit import fma_kernel, kernel, parallel_fma_kernel, parallel_kernel
+from perfkit.model.snake import snake_factors
 
-SNAKE_EPS = 1e-9
+from .jit import fma_kernel, kernel, parallel_fma_kernel, parallel_kernel
 
 # Cody-Waite split of pi/2 (Cephes ``DP1..DP3`` for pi/4, doubled); float32 gets a shorter split.
 _PIO2_F64 = (1.570796251296997070312500, 7.549789948768648e-08, 5.390302529957765e-15)
@@ -45,9 +45,9 @@ def sin_constants(dtype: np.dtype) -> np.ndarray:
 
 
 def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``(exp(alpha), 1 / (exp(beta) + 1e-9))`` per channel, computed in float64, stored in ``dtype``."""
-    a = np.exp(np.asarray(alpha, dtype=np.float64))
-    inv_b = 1.0 / (np.exp(np.asarray(beta, dtype=np.float64)) + SNAKE_EPS)
+    """``(exp(alpha), 1 / (exp(beta) + 1e-9))`` per channel (:func:`~perfkit.model.snake.snake_factors`),
+    in ``dtype``."""
+    a, inv_b = snake_factors(alpha, beta)
     return a.astype(dtype), inv_b.astype(dtype)
 
 

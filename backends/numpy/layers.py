@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import erf
 
-SNAKE_EPS = 1e-9
+from perfkit.model.snake import snake_factors
+
 LAYER_NORM_EPS = 1e-6
 
 
@@ -99,12 +100,9 @@ def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: i
 
 
 def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """SnakeBeta's per-channel factors, once per layer: ``a = exp(alpha)``, ``inv_b = 1/(exp(beta) + 1e-9)``.
-
-    Computed in float64 and stored as ``(C, 1)`` columns of ``dtype`` (they broadcast along time).
-    """
-    a = np.exp(np.asarray(alpha, dtype=np.float64))
-    inv_b = 1.0 / (np.exp(np.asarray(beta, dtype=np.float64)) + SNAKE_EPS)
+    """SnakeBeta's per-channel factors (:func:`~perfkit.model.snake.snake_factors`) as ``(C, 1)`` columns of
+    ``dtype``, which broadcast along time."""
+    a, inv_b = snake_factors(alpha, beta)
     return a.astype(dtype)[:, None], inv_b.astype(dtype)[:, None]
 
 

@@ -55,7 +55,7 @@ class RowThreads:
         if self._pool is None or parts < 2 or out.size < MIN_SPLIT_ELEMENTS:
             kernel(*arrays, out)
             return out
-        bounds = np.linspace(0, rows, parts + 1).astype(int)
+        bounds = [rows * i // parts for i in range(parts + 1)]
         spans = zip(bounds[:-1], bounds[1:], strict=True)
         blocks = [tuple(a[r0:r1] for a in arrays) + (out[r0:r1],) for r0, r1 in spans]
         futures = [self._pool.submit(kernel, *b) for b in blocks[1:]]

@@ -5,8 +5,8 @@ three residual units, seven taps each, on every decode. A fresh array each time 
 faults and zeroing, about as much as one pass over it (96 x 96000 float32: an add into a kept
 array 4.8 ms, into a new one 9.5 ms). Buffers are shared by role ("in", "out", "work"), not by
 layer, so every stage reuses the same few and the memory held is that of the largest stage's
-temporaries (the layouts tried are in ``reports/optimizations/README.md``). A stage's output is never a scratch buffer: the caller (``trace``, a
-stream) may keep it.
+temporaries (the layouts tried are in ``reports/optimizations/README.md``). A stage's output is
+never a scratch buffer: the caller (``trace``, a stream) may keep it.
 """
 
 from __future__ import annotations

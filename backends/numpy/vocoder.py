@@ -109,7 +109,7 @@ class NumpyVocoder(VocoderRunner):
 
     def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str) -> np.ndarray:
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
-        cin, cout, k = w.shape
+        _, cout, k = w.shape
         tail = self._tail(state, key, cout, k - stride)
         cols = self.scratch.get("out", (cout * k, x.shape[1]))  # x may be the scratch "in"
         y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols)

@@ -27,9 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perfkit.model.snake import snake_factors
+
 Tensor = torch.Tensor
 
-SNAKE_EPS = 1e-9
 LAYER_NORM_EPS = 1e-6
 
 
@@ -78,10 +79,8 @@ class SnakeBeta:
     @classmethod
     def pack(cls, w: Mapping[str, np.ndarray], prefix: str, device: torch.device, compiled: bool = False
              ) -> SnakeBeta:
-        alpha = np.asarray(w[f"{prefix}.alpha"], dtype=np.float64)
-        beta = np.asarray(w[f"{prefix}.beta"], dtype=np.float64)
-        return cls(to_tensor(np.exp(alpha), torch.float32, device),
-                   to_tensor(1.0 / (np.exp(beta) + SNAKE_EPS), torch.float32, device),
+        alpha_exp, inv_beta = snake_factors(w[f"{prefix}.alpha"], w[f"{prefix}.beta"])
+        return cls(to_tensor(alpha_exp, torch.float32, device), to_tensor(inv_beta, torch.float32, device),
                    snake_compiled() if compiled else snake_eager)
 
     def __call__(self, x: Tensor, out: Tensor | None = None) -> Tensor:
