@@ -47,6 +47,20 @@ def test_conv_transpose_writes_its_gemm_into_given_columns():
     assert not np.isnan(cols).any()  # the GEMM went into the buffer handed in
 
 
+def test_conv_transpose_writes_its_output_into_a_column_slice():
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((6, 10)), rng.standard_normal((6, 3, 8)), rng.standard_normal(3)
+    big = np.full((3, 60), np.nan)
+    y, _ = layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), out=big[:, 7:47])
+    assert np.shares_memory(y, big)
+    np.testing.assert_allclose(big[:, 7:47], transposed_conv_by_definition(x, w, b, 4), atol=1e-12)
+    assert np.isnan(big[:, :7]).all() and np.isnan(big[:, 47:]).all()  # nothing written outside
+    with pytest.raises(ValueError, match="unit-stride"):
+        layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), out=big[:, ::2][:, :40])
+    with pytest.raises(ValueError, match=r"\(3, 40\)"):
+        layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), out=big[:, :39])
+
+
 def test_conv_padded_equals_causal_conv():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)

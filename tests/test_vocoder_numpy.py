@@ -117,7 +117,7 @@ def test_float32_matches_float64_per_stage(preset):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_row_threads_and_scratch_leave_the_audio_unchanged(tiny_vocoder, tiny_codes, threads):
-    """Splitting the elementwise work over threads changes no value; the scratch holds three buffers."""
+    """Splitting the elementwise work over threads changes no value; the scratch holds five buffers."""
     from perfkit.backends.numpy.vocoder import NumpyVocoder
 
     runner = NumpyVocoder(tiny_vocoder.config, tiny_vocoder.weights, np.float64, threads=threads)
@@ -127,4 +127,26 @@ def test_row_threads_and_scratch_leave_the_audio_unchanged(tiny_vocoder, tiny_co
     for stage in runner.stages:
         x = runner.run_stage(stage, x, state)
     np.testing.assert_array_equal(x, decode(tiny_vocoder, tiny_codes))
-    assert runner.scratch.names == {"in", "out", "work"}
+    assert runner.scratch.names == {"in", "out", "work", "unit0", "unit1"}
+    assert not [k for k in runner.w if k.endswith((".embedding_sum", ".cluster_usage"))]  # only normalised books
+
+
+@pytest.mark.parametrize("elements", [300, 5000])
+def test_time_tiles_leave_every_stage_unchanged(tiny_vocoder, elements):
+    """Tiling the long stages is streaming inside one call: every stage output equals the untiled one.
+
+    300 elements make tiles narrower than the dilated convs' look-back (54 columns) and than a
+    tconv's kernel, so tails carry across several tiles.
+    """
+    from perfkit.backends.numpy.tiles import TimeTiles
+    from perfkit.backends.numpy.vocoder import NumpyVocoder
+
+    cfg, codes = tiny_vocoder.config, synthetic_codes(tiny_vocoder.config, 4, seed=3)
+    tiled = NumpyVocoder(cfg, tiny_vocoder.weights, np.float64, tiles=TimeTiles(elements))
+    whole = NumpyVocoder(cfg, tiny_vocoder.weights, np.float64, tiles=TimeTiles(1 << 40))
+    last_block = (codes.shape[1] * cfg.total_upsample, cfg.decoder_dim // 2 ** cfg.num_blocks)
+    assert len(tiled.tiles.ranges(*last_block)) > 1 and len(whole.tiles.ranges(*last_block)) == 1
+    expected = dict(whole.trace(whole.upload_codes(codes)))
+    for stage, got in tiled.trace(tiled.upload_codes(codes)):
+        np.testing.assert_allclose(got, expected[stage], rtol=1e-12, atol=1e-12, err_msg=stage)
+    assert tiled.scratch.nbytes < whole.scratch.nbytes

@@ -3,7 +3,8 @@
 float64 is the parity reference for every other backend. The code is written to be read: one
 function per layer, the tensor shapes in every docstring. The vocoder runs its GEMMs on BLAS's
 threads and splits its large elementwise passes over as many threads by channel rows, which leaves
-every value as the serial code makes it (``row_threads.py``).
+every value as the serial code makes it (``row_threads.py``), and runs its long stages in time tiles,
+so its scratch is a few tiles whatever the input's length (``tiles.py``).
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 from scipy.special import erf
 
 from perfkit.model.snake import snake_factors
@@ -69,21 +70,26 @@ def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.
 
 
 def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray,
-                          cols: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          cols: np.ndarray | None = None, out: np.ndarray | None = None
+                          ) -> tuple[np.ndarray, np.ndarray]:
     """Causal ConvTranspose1d (the official right-trim of ``k - stride`` samples) as GEMM + col2im.
 
     ``x (Cin, T)``, ``w (Cin, Cout, k)``. One GEMM ``cols = W^T x`` of ``(Cout, k, T)`` (into ``cols``
     when given): tap ``j`` of frame ``s`` is output sample ``s*stride + j``, i.e. phase ``j % stride`` of
     frame ``s + j // stride``. col2im adds each tap's row into its phase of ``y (Cout, T*stride)``
     (bias once, with the taps ``j < stride``); the previous chunk's pending ``tail (Cout, k - stride)``
-    (no bias) lands on the first samples, and what lands past this chunk is the new tail.
+    (no bias) lands on the first samples, and what lands past this chunk is the new tail. ``y`` is
+    written into ``out`` when given (any view whose time axis has unit stride, e.g. a column slice).
     """
     cin, cout, k = w.shape
     t = x.shape[1]
     cols = np.matmul(w.reshape(cin, cout * k).T, x, out=None if cols is None else cols.reshape(cout * k, t))
     cols = cols.reshape(cout, k, t)
-    y = np.empty((cout, t * stride), dtype=x.dtype)
-    frames = y.reshape(cout, t, stride)  # frames[:, s, r] = sample s*stride + r
+    y = np.empty((cout, t * stride), dtype=x.dtype) if out is None else out
+    if y.shape != (cout, t * stride) or y.strides[1] != y.itemsize:
+        raise ValueError(f"out must be ({cout}, {t * stride}) with a unit-stride time axis")
+    row, item = y.strides
+    frames = as_strided(y, (cout, t, stride), (row, stride * item, item))  # frames[:, s, r] = sample s*stride + r
     for j in range(stride):
         np.add(cols[:, j], b[:, None], out=frames[:, :, j])
     overlap = k - stride

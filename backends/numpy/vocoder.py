@@ -31,6 +31,7 @@ from .layers import (
 )
 from .row_threads import RowThreads, blas_threads
 from .scratch import Scratch
+from .tiles import TimeTiles
 
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
@@ -42,21 +43,26 @@ class NumpyVocoder(VocoderRunner):
     GEMMs run on BLAS's threads; SnakeBeta and the convolutions' accumulations, the elementwise
     work that dominates the long narrow blocks, are split over as many threads by channel rows
     (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
-    The temporaries a stage makes again and again (per residual unit, per tap) live in three
-    :class:`~.scratch.Scratch` buffers ("in", "out", "work") kept between calls and shared by every
-    stage; every stage output is a new array.
+    The decoder blocks and the final conv run in time tiles (:class:`~.tiles.TimeTiles`): a tile goes
+    through the whole stage with the same tails that carry state between chunks, so tiling is
+    streaming inside one call. The temporaries a tile makes (per residual unit, per tap) live in
+    :class:`~.scratch.Scratch` buffers ("in", "out", "work", "unit0", "unit1") kept between calls and
+    shared by every stage, so the scratch held is a few tiles; every stage output is a new array.
     """
 
     def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, tiles: TimeTiles | None = None) -> None:
         super().__init__(config)
         self.dtype = np.dtype(dtype)
         self.w = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in weights.items()}
         self.codebooks = self._normalised_codebooks()
+        for name in [k for k in self.w if k.endswith((".embedding_sum", ".cluster_usage"))]:
+            del self.w[name]  # replaced by the normalised codebooks: no second copy (32 MiB, published geometry)
         prefixes = [k.removesuffix(".alpha") for k in weights if k.endswith(".alpha")]
         self.snake = {p: snake_params(weights[f"{p}.alpha"], weights[f"{p}.beta"], self.dtype) for p in prefixes}
         self.rows = RowThreads(blas_threads() if threads is None else threads)
         self.scratch = Scratch(self.dtype)
+        self.tiles = TimeTiles() if tiles is None else tiles
         self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
             "rvq_decode": self.rvq_decode,
             "pre_conv": lambda x, s: self._conv("pre_conv", x, s, "pre_conv"),
@@ -216,26 +222,52 @@ class NumpyVocoder(VocoderRunner):
         return x + h.T
 
     def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
-        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``."""
-        p = f"decoder.{i + 1}.block"
-        x = self._snake(f"{p}.0", x, out=self.scratch.get("in", x.shape))
-        return self._tconv(f"{p}.1", x, self.config.upsample_rates[i], state, f"block_{i}.tconv")
+        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``.
+
+        Tile by tile over the input ``(C, r)``; a tile's ``cols (Cout*k, r)`` is ``rate`` times its size.
+        Tiles by ``cols`` instead would cut block 0's 200 frames into GEMMs of a few dozen columns, each
+        packing the whole ``(Cin, Cout*k)`` weight (75 MB) again.
+        """
+        p, stride = f"decoder.{i + 1}.block", self.config.upsample_rates[i]
+        w, bias = self.w[f"{p}.1.conv.weight"], self.w[f"{p}.1.conv.bias"]
+        cin, cout, k = w.shape
+        key = f"block_{i}.tconv"
+        y = np.empty((cout, x.shape[1] * stride), dtype=self.dtype)  # (C/2, L*rate)
+        for lo, hi in self.tiles.ranges(x.shape[1], cin):
+            h = self._snake(f"{p}.0", x[:, lo:hi], out=self.scratch.get("in", (cin, hi - lo)))
+            tail = self._tail(state, key, cout, k - stride)
+            _, state[key] = causal_conv_transpose(h, w, bias, stride, tail, out=y[:, lo * stride: hi * stride],
+                                                  cols=self.scratch.get("out", (cout * k, hi - lo)))
+        return y
 
     def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
-        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9."""
-        for u, dilation in enumerate(RESIDUAL_DILATIONS):
-            p = f"decoder.{i + 1}.block.{u + 2}"
-            h = self._snake_conv(f"{p}.act1", f"{p}.conv1", x, state, f"block_{i}.res{u}", dilation)
-            h = self._snake(f"{p}.act2", h, out=self.scratch.get("in", h.shape))  # the conv is done with "in"
-            w, b = self.w[f"{p}.conv2.conv.weight"], self.w[f"{p}.conv2.conv.bias"]
-            y = w[:, :, 0] @ h
-            y += b[:, None]
-            self._add(y, x, y)
-            x = y
-        return x
+        """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9, tile by tile."""
+        y = np.empty_like(x)  # (C, L)
+        last = len(RESIDUAL_DILATIONS) - 1
+        for lo, hi in self.tiles.ranges(x.shape[1], x.shape[0]):
+            h = x[:, lo:hi]
+            for u, dilation in enumerate(RESIDUAL_DILATIONS):
+                out = y[:, lo:hi] if u == last else self.scratch.get(f"unit{u % 2}", h.shape)
+                h = self._residual_unit(i, u, dilation, h, state, out)
+        return y
+
+    def _residual_unit(self, i: int, u: int, dilation: int, x: np.ndarray, state: State, out: np.ndarray
+                       ) -> np.ndarray:
+        """Unit ``u`` of block ``i`` on ``x (C, r)`` into ``out (C, r)`` (not ``x``); uses "in", "out", "work"."""
+        p = f"decoder.{i + 1}.block.{u + 2}"
+        h = self._snake_conv(f"{p}.act1", f"{p}.conv1", x, state, f"block_{i}.res{u}", dilation)
+        h = self._snake(f"{p}.act2", h, out=self.scratch.get("in", h.shape))  # the conv is done with "in"
+        w, b = self.w[f"{p}.conv2.conv.weight"], self.w[f"{p}.conv2.conv.bias"]
+        np.matmul(w[:, :, 0], h, out=out)
+        out += b[:, None]
+        self._add(out, x, out)
+        return out
 
     def final(self, x: np.ndarray, state: State) -> np.ndarray:
-        """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``."""
+        """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``, tile by tile."""
         n = self.config.num_blocks
-        y = self._snake_conv(f"decoder.{n + 1}", f"decoder.{n + 2}", x, state, "final")
-        return np.clip(y[0], -1.0, 1.0)
+        y = np.empty(x.shape[1], dtype=self.dtype)  # (L,)
+        for lo, hi in self.tiles.ranges(x.shape[1], x.shape[0]):
+            h = self._snake_conv(f"decoder.{n + 1}", f"decoder.{n + 2}", x[:, lo:hi], state, "final")
+            np.clip(h[0], -1.0, 1.0, out=y[lo:hi])
+        return y
