@@ -1,10 +1,10 @@
 """Work buffers kept between calls, so the vocoder's large temporaries are allocated once, not per use.
 
 A stage of the long blocks makes the same few ``(C, T)`` temporaries again and again: three residual
-units, seven taps each, in every time tile (:mod:`.tiles`) of every decode. A fresh array each time costs its page
-faults and zeroing, about as much as one pass over it (96 x 96000 float32: an add into a kept
-array 4.8 ms, into a new one 9.5 ms). Buffers are shared by role ("in", "out", "work", …), not by
-layer, so every stage reuses the same few and the memory held is that of the largest tile's
+units, seven taps each, in every time tile (:mod:`.tiles`) of every decode. A fresh array each time
+costs its page faults and zeroing, about as much as one pass over it (96 x 96000 float32: an add into
+a kept array 4.8 ms, into a new one 9.5 ms). Buffers are shared by role ("in", "out", "work", ...),
+not by layer, so every stage reuses the same few and the memory held is that of the largest tile's
 temporaries (the layouts tried are in ``reports/optimizations/README.md``). A stage's output is
 never a scratch buffer: the caller (``trace``, a stream) may keep it.
 """
