@@ -117,7 +117,7 @@ class NumpyVocoder(VocoderRunner):
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
         _, cout, k = w.shape
         tail = self._tail(state, key, cout, k - stride)
-        cols = self.scratch.get("out", (cout * k, x.shape[1]))  # x may be the scratch "in"
+        cols = self.scratch.get("out", (cout * k, x.shape[1]))  # (Cout*k, T); the upsamples are short: no tiles
         y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols)
         return y
 
