@@ -113,12 +113,15 @@ class NumpyVocoder(VocoderRunner):
         """``out = a + b`` on ``(C, T)`` arrays, split over the row threads."""
         self.rows.run(np.add, a, b, out=out)
 
-    def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str) -> np.ndarray:
+    def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str,
+               out: np.ndarray | None = None) -> np.ndarray:
+        """Causal ConvTranspose of ``x (Cin, T)`` into ``out (Cout, T*stride)`` (a new array when None);
+        its ``cols (Cout*k, T)`` in the scratch "out"."""
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
         _, cout, k = w.shape
         tail = self._tail(state, key, cout, k - stride)
-        cols = self.scratch.get("out", (cout * k, x.shape[1]))  # (Cout*k, T); the upsamples are short: no tiles
-        y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols)
+        cols = self.scratch.get("out", (cout * k, x.shape[1]))
+        y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols, out=out)
         return y
 
     def _snake(self, prefix: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -229,15 +232,11 @@ class NumpyVocoder(VocoderRunner):
         packing the whole ``(Cin, Cout*k)`` weight (75 MB) again.
         """
         p, stride = f"decoder.{i + 1}.block", self.config.upsample_rates[i]
-        w, bias = self.w[f"{p}.1.conv.weight"], self.w[f"{p}.1.conv.bias"]
-        cin, cout, k = w.shape
-        key = f"block_{i}.tconv"
+        cin, cout, _ = self.w[f"{p}.1.conv.weight"].shape
         y = np.empty((cout, x.shape[1] * stride), dtype=self.dtype)  # (C/2, L*rate)
         for lo, hi in self.tiles.ranges(x.shape[1], cin):
             h = self._snake(f"{p}.0", x[:, lo:hi], out=self.scratch.get("in", (cin, hi - lo)))
-            tail = self._tail(state, key, cout, k - stride)
-            _, state[key] = causal_conv_transpose(h, w, bias, stride, tail, out=y[:, lo * stride: hi * stride],
-                                                  cols=self.scratch.get("out", (cout * k, hi - lo)))
+            self._tconv(f"{p}.1", h, stride, state, f"block_{i}.tconv", out=y[:, lo * stride: hi * stride])
         return y
 
     def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
