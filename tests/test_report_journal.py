@@ -63,6 +63,17 @@ def test_slowed_stage_is_slower_and_the_others_unchanged() -> None:
     assert not j.invalid
 
 
+def test_a_significant_total_is_bold_once() -> None:
+    """Every stage 1.4x slower: the end-to-end row's verdict cell reads ``**slower**``, not ``****slower****``."""
+    base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(NUMPY, 12, scale=1.4)])])
+    markdown = render_journal([JournalEntry("base", base), JournalEntry("head", head)]).markdown
+    rows = table_rows(section(markdown, "### stages · numpy:dtype=float32"))
+    total = next(r for r in rows if r[0].startswith("**Total"))
+    assert total[7] == "**slower**"
+    assert "****" not in markdown
+
+
 def test_a_slowed_sub_stage_is_named_with_its_block() -> None:
     """Only ``block_2.tconv`` slowed: the table row and the regression line say which block's tconv."""
     base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11)])])

@@ -45,7 +45,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Sequence
 
 
 def bold(text: str) -> str:
-    return f"**{text}**" if text else text
+    """``**text**``; empty text and text that is already bold stay as they are (no ``****x****``)."""
+    if not text or (len(text) > 4 and text.startswith("**") and text.endswith("**")):
+        return text
+    return f"**{text}**"
 
 
 def bullets(items: Sequence[str]) -> str:
