@@ -74,3 +74,41 @@ def test_bfloat16_logits_stay_close(models, frames):
         assert np.all(np.isfinite(got)), (frame, group)
         snr = 10 * np.log10(np.sum(ref**2) / np.sum((got - ref) ** 2))
         assert snr >= 20.0, (frame, group, snr)
+
+
+def test_frame_loop_linears_are_onednn_packed_on_cpu(models):
+    """float32 on a CPU: every per-frame linear layer is packed; bfloat16 (no packing here) is not."""
+    runner = registry.create(SPEC).load_generator(models["tiny"])
+    frame_linears = [runner.codec_head, *runner.lm_heads]
+    for stack in (runner.talker, runner.predictor):
+        frame_linears += [getattr(layer, n) for layer in stack.layers for n in ("qkv", "o", "gate_up", "down")]
+    assert all(lin.packed for lin in frame_linears)
+    assert not runner.text_fc1.packed  # prefill-only rows: the default layout
+    bf16 = registry.create("torch:dtype=bfloat16").load_generator(models["tiny"])
+    assert not any(lin.packed for lin in (bf16.codec_head, bf16.talker.layers[0].qkv))
+
+
+@pytest.mark.parametrize("rows", [1, 7])
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_linear_equals_the_float64_product(rows, bias):
+    """``Linear`` packed for one row gives ``x W^T + b`` for any row count, as the strided layout does."""
+    from perfkit.backends.torch.layers import Linear, onednn_packable
+
+    if not onednn_packable(torch.float32, torch.device("cpu")):
+        pytest.skip("this torch build has no oneDNN")
+    rng = np.random.default_rng(3)
+    w = {"lin.weight": rng.standard_normal((96, 64)), "lin.scale": rng.uniform(0.5, 2.0, 96)}
+    if bias:
+        w["lin.bias"] = rng.standard_normal(96)
+    x = rng.standard_normal((rows, 64)).astype(np.float32)
+    expected = x.astype(np.float64) @ (w["lin.weight"] * w["lin.scale"][:, None]).T
+    if bias:
+        expected += w["lin.bias"] * w["lin.scale"]
+    cpu = torch.device("cpu")
+    for packed in (True, False):
+        lin = Linear.pack(w, "lin", torch.float32, cpu, scale=w["lin.scale"], rows=1 if packed else None)
+        assert lin.packed is packed
+        with torch.inference_mode():
+            got = lin(torch.from_numpy(x)).numpy()
+        assert got.shape == (rows, 96)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)

@@ -55,7 +55,9 @@ class DecoderLayer:
     down: Linear  # I -> D
 
     @classmethod
-    def pack(cls, w: Mapping[str, np.ndarray], p: str, dtype: torch.dtype, device: torch.device) -> DecoderLayer:
+    def pack(cls, w: Mapping[str, np.ndarray], p: str, dtype: torch.dtype, device: torch.device,
+             rows: int | None = None) -> DecoderLayer:
+        """``rows``: the projections' packing hint (:meth:`.layers.Linear.pack`)."""
         a = f"{p}.self_attn"
         fused = {f"{a}.qkv.weight": np.concatenate([w[f"{a}.{x}_proj.weight"] for x in "qkv"], axis=0),
                  f"{p}.mlp.gate_up.weight": np.concatenate([w[f"{p}.mlp.gate_proj.weight"],
@@ -65,13 +67,13 @@ class DecoderLayer:
         f32 = torch.float32
         return cls(
             attn_norm=to_tensor(w[f"{p}.input_layernorm.weight"], f32, device),
-            qkv=Linear.pack(fused, f"{a}.qkv", dtype, device),
+            qkv=Linear.pack(fused, f"{a}.qkv", dtype, device, rows=rows),
             q_norm=to_tensor(w[f"{a}.q_norm.weight"], f32, device),
             k_norm=to_tensor(w[f"{a}.k_norm.weight"], f32, device),
-            o=Linear.pack(w, f"{a}.o_proj", dtype, device),
+            o=Linear.pack(w, f"{a}.o_proj", dtype, device, rows=rows),
             mlp_norm=to_tensor(w[f"{p}.post_attention_layernorm.weight"], f32, device),
-            gate_up=Linear.pack(fused, f"{p}.mlp.gate_up", dtype, device),
-            down=Linear.pack(w, f"{p}.mlp.down_proj", dtype, device),
+            gate_up=Linear.pack(fused, f"{p}.mlp.gate_up", dtype, device, rows=rows),
+            down=Linear.pack(w, f"{p}.mlp.down_proj", dtype, device, rows=rows),
         )
 
 
@@ -96,9 +98,10 @@ class DecoderStack:
     """Layers then the final RMSNorm, ``(T, D) -> (T, D)`` float32, writing keys/values at ``positions``."""
 
     def __init__(self, w: Mapping[str, np.ndarray], geo: StackGeometry, dtype: torch.dtype,
-                 device: torch.device) -> None:
+                 device: torch.device, rows: int | None = None) -> None:
         self.geo, self.dtype, self.device = geo, dtype, device
-        self.layers = [DecoderLayer.pack(w, f"{geo.prefix}.layers.{n}", dtype, device) for n in range(geo.layers)]
+        self.layers = [DecoderLayer.pack(w, f"{geo.prefix}.layers.{n}", dtype, device, rows)
+                       for n in range(geo.layers)]
         self.norm = to_tensor(w[f"{geo.prefix}.norm.weight"], torch.float32, device)
         self.rope = RopeTable(geo.head_dim, geo.theta, device, geo.max_positions)
 

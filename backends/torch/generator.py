@@ -14,6 +14,10 @@ Two forms of the talker step: *dynamic* (attend to the first ``end`` cache rows,
 graphs — talker step, group-0 sampling, code predictor — and replayed every frame; the
 allocations those graphs make live in their private memory pool, so the loop allocates nothing.
 
+On a CPU in float32 every linear layer the frame loop runs (both decoder stacks, ``codec_head``, the
+projection and the ``lm_head`` s) keeps its weight in oneDNN's packed layout for one-row inputs
+(:class:`.layers.Linear`): a frame is matrix-vector products, bound by the weight bytes streamed.
+
 Codec embeddings of all groups are one float32 table ``(V + (G-1)*C, H)`` with per-group row
 offsets, so a frame's summed embedding is a single ``embedding_bag``. The text embedding stays on
 the host in float32 (311 M values for the published models); only the prompt's rows are uploaded.
@@ -66,17 +70,17 @@ class TorchGenerator(GeneratorRunner):
         self.codec_table = to_tensor(np.concatenate(tables, axis=0), torch.float32, dev)  # (V + (G-1)*C, H)
         offsets = np.cumsum([0] + [t.shape[0] for t in tables[:-1]])
         self.codec_offsets = torch.as_tensor(offsets, dtype=torch.int64).to(dev)  # (G,): group j's first row
-        self.codec_head = Linear.pack(w, "codec_head", dt, dev)  # H -> V
+        self.codec_head = Linear.pack(w, "codec_head", dt, dev, rows=1)  # H -> V
         self.talker = DecoderStack(w, StackGeometry(
             "model", cfg.num_hidden_layers, cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim,
-            cfg.rms_norm_eps, cfg.rope_theta, cfg.max_position_embeddings), dt, dev)
+            cfg.rms_norm_eps, cfg.rope_theta, cfg.max_position_embeddings), dt, dev, rows=1)
         self.predictor = DecoderStack(w, StackGeometry(
             "code_predictor.model", cp.num_hidden_layers, cp.num_attention_heads, cp.num_key_value_heads,
-            cp.head_dim, cp.rms_norm_eps, cp.rope_theta, g), dt, dev)
-        self.projection = (Linear.pack(w, "code_predictor.small_to_mtp_projection", dt, dev)
+            cp.head_dim, cp.rms_norm_eps, cp.rope_theta, g), dt, dev, rows=1)
+        self.projection = (Linear.pack(w, "code_predictor.small_to_mtp_projection", dt, dev, rows=1)
                            if cfg.has_projection else None)
-        heads = np.stack([np.asarray(w[f"code_predictor.lm_head.{j}.weight"]).T for j in range(g - 1)])
-        self.lm_heads = to_tensor(heads, dt, dev)  # (G-1, Hc, C)
+        self.lm_heads = [Linear.pack(w, f"code_predictor.lm_head.{j}", dt, dev, rows=1)
+                         for j in range(g - 1)]  # Hc -> C each
         self.cp_positions = torch.arange(g, device=dev)  # (G,)
 
     # ------------------------------------------------------------------ model pieces
@@ -222,7 +226,7 @@ class TorchGenerator(GeneratorRunner):
                 x = F.embedding(row, self.codec_table)  # (1, H): position j
             positions = self.cp_positions[j + 1 - x.shape[0]: j + 1]
             h = self.predictor(self.project(x), cache, positions, end=j + 1)[-1:]  # (1, Hc)
-            logits = (h.to(self.dtype) @ self.lm_heads[j - 1]).float()[0]  # (C,)
+            logits = self.lm_heads[j - 1](h.to(self.dtype)).float()[0]  # (C,)
             if session.logits_log is not None:
                 session.logits_log.append((session.frame, j, logits))
             code = sampler.pick(sampler.process(logits), s["uniforms"][:, j].index_select(0, frame))

@@ -214,19 +214,38 @@ class DepthwiseCausalConv:
 
 
 # --------------------------------------------------------------------------- dense layers
+def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: float32 on a CPU build with
+    oneDNN (the bfloat16 packing needs AVX-512 or AVX-NE-CONVERT; CUDA has cuBLAS)."""
+    return (device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
 @dataclass(frozen=True)
 class Linear:
-    """``y = x @ weight + bias`` with ``weight (in, out)`` (the transpose of torch's), optional folded scale.
+    """``y = x @ W^T + b`` for ``W (out, in)`` (torch's), optional folded scale.
+
+    Two layouts of the weight:
+
+    - default: ``weight (in, out)``, strided; ``x @ weight`` (``addmm`` with a bias) goes to MKL / cuBLAS;
+    - ``packed`` (``pack(..., rows=R)``, float32 on a CPU): oneDNN's blocked layout of ``W``, reordered once
+      at load for ``R``-row inputs, applied by ``torch.ops.mkldnn._linear_pointwise`` (the kernel
+      ``torch.compile`` emits for frozen CPU linears). For ``R = 1`` — the generator's per-frame layers,
+      matrix-vector products bound by the weight bytes read — this streams the weight with every
+      thread, where MKL's ``sgemm`` with one row runs on one (about 11 against 15 GB/s with two threads
+      here; ``reports/optimizations/torch-onednn-gemv``).
 
     ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
     """
 
-    weight: Tensor  # (in, out)
+    weight: Tensor  # (in, out) strided, or (out, in) in oneDNN's layout when packed
     bias: Tensor | None  # (out,)
+    packed: bool = False
 
     @classmethod
     def pack(cls, w: Mapping[str, np.ndarray], name: str, dtype: torch.dtype, device: torch.device,
-             scale: np.ndarray | None = None) -> Linear:
+             scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
+        """``rows``: pack for inputs of about that many rows when :func:`onednn_packable` (else ignored)."""
         weight = np.asarray(w[f"{name}.weight"], dtype=np.float64)  # (out, in)
         bias = w.get(f"{name}.bias")
         bias = None if bias is None else np.asarray(bias, dtype=np.float64)
@@ -234,10 +253,15 @@ class Linear:
             g = np.asarray(scale, dtype=np.float64)
             weight = weight * g[:, None]
             bias = None if bias is None else bias * g
-        return cls(to_tensor(weight.T, dtype, device), None if bias is None else to_tensor(bias, dtype, device))
+        b = None if bias is None else to_tensor(bias, dtype, device)
+        if rows is not None and onednn_packable(dtype, device):
+            return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, True)
+        return cls(to_tensor(weight.T, dtype, device), b)
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x (L, in)`` -> ``(L, out)``."""
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
         if self.bias is None:
             return x @ self.weight
         return torch.addmm(self.bias, x, self.weight)
