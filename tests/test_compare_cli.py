@@ -3,6 +3,7 @@ nothing (so it fails parity), with short budgets; then the errors a user can mak
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 from pathlib import Path
@@ -12,8 +13,11 @@ from report_support import section, table_rows
 
 from perfkit import registry
 from perfkit.cli import main
+from perfkit.commands import compare
 from perfkit.errors import BackendUnavailable
+from perfkit.measure.protocol import Protocol
 from perfkit.run.fake_backend import TARGET
+from perfkit.run.suite import get_suite
 from perfkit.store.files import load_runs
 
 FAKE = f"fake:stage_us=50@{TARGET}"
@@ -109,3 +113,19 @@ def test_a_generator_only_comparison_summarises_the_synthesis(tmp_path: Path) ->
     assert set(body) == {"numpy:dtype=float32", "numpy:dtype=float64"}
     assert all(float(r[2]) > 0 for r in body.values())
     assert body["numpy:dtype=float32"][6] == "baseline" and body["numpy:dtype=float64"][6] != "-"
+
+
+def test_protocol_flags_reach_every_plan() -> None:
+    """``--warmup``, ``--round-samples`` and ``--target-iqr`` mean what they mean for ``perfkit run``; left
+    out, each suite keeps its own."""
+    parser = argparse.ArgumentParser()
+    compare.register(parser.add_subparsers())
+    given = parser.parse_args(["compare", "numpy", "--suite", "stages", "--suite", "parity", "--warmup", "0",
+                               "--round-samples", "2", "--target-iqr", "0.5", "--min-samples", "4"])
+    plans = compare.build_plans(given)
+    assert sorted(p.suite for p in plans) == ["parity", "stages"]
+    for plan in plans:
+        assert (plan.protocol.warmup_rounds, plan.protocol.round_samples, plan.protocol.target_rel_iqr,
+                plan.protocol.min_samples) == (0, 2, 0.5, 4)
+    default = compare.build_plans(parser.parse_args(["compare", "numpy", "--suite", "stages"]))[0]
+    assert default.protocol.warmup_rounds == (get_suite("stages").protocol or Protocol()).warmup_rounds

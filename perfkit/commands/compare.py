@@ -109,6 +109,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=float, metavar="S", help="measuring seconds per variant and case")
     p.add_argument("--min-samples", type=int, metavar="N", help="minimum samples per series")
     p.add_argument("--max-samples", type=int, metavar="N", help="maximum samples per series")
+    p.add_argument("--warmup", type=int, metavar="N", help="warm-up passes per worker (default: the suite's)")
+    p.add_argument("--round-samples", type=int, metavar="N",
+                   help="samples per visit before switching to the next variant (default: the suite's)")
+    p.add_argument("--target-iqr", type=float, metavar="F",
+                   help="stop early once IQR/median of every series is below this (default: the suite's)")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes per variant, visited in turn (default 1): two processes of the same "
                         "code can differ by more than their samples do, so a before/after comparison of small "
@@ -210,7 +215,8 @@ def _params(items: Sequence[str], suites: Sequence[str]) -> dict[str, dict[str, 
 def _protocol(suite: Any, args: argparse.Namespace) -> Protocol:
     base = getattr(suite, "protocol", None) or Protocol()
     return base.override(budget_s=args.budget, min_samples=args.min_samples, max_samples=args.max_samples,
-                         workers=args.workers)
+                         warmup_rounds=args.warmup, round_samples=args.round_samples,
+                         target_rel_iqr=args.target_iqr, workers=args.workers)
 
 
 def _extra(items: Sequence[str]) -> list[BackendRef]:
