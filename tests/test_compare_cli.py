@@ -59,6 +59,12 @@ def test_compare_stores_runs_and_writes_the_report(compare_run) -> None:
     assert {p.name for p in (report_dir / "plots").iterdir()} >= {"stages.png", "stages.svg", "memory.png"}
 
 
+def test_too_few_samples_to_decide_are_warned_about(compare_run) -> None:
+    """``--max-samples 3``: 3 against 3 samples cannot reach p < 0.01, and compare says so up front."""
+    _, _, err, _, _ = compare_run
+    assert "at most 3 samples per variant in stages: no difference can be significant" in " ".join(err.split())
+
+
 def test_parity_failure_marks_the_fake_invalid_everywhere(compare_run) -> None:
     _, out, _, tmp, _ = compare_run
     (report_dir,) = (tmp / "reports").iterdir()

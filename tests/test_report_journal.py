@@ -74,6 +74,16 @@ def test_a_significant_total_is_bold_once() -> None:
     assert "****" not in markdown
 
 
+def test_too_few_samples_say_why_nothing_is_significant() -> None:
+    """4 samples a side, 1.4x slower: the total line says the counts cannot reach p < 0.01."""
+    base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11, n=4)])])
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(NUMPY, 12, n=4, scale=1.4)])])
+    markdown = render_journal([JournalEntry("base", base), JournalEntry("head", head)]).markdown
+    assert "4 and 4 samples cannot reach p < 0.01, the smallest p is 0.029" in markdown
+    many = render_journal(entries("base", "head")).markdown
+    assert "cannot reach" not in many
+
+
 def test_a_slowed_sub_stage_is_named_with_its_block() -> None:
     """Only ``block_2.tconv`` slowed: the table row and the regression line say which block's tconv."""
     base = ResultSet.of([stages_run("b", "aaaa", [stage_case(NUMPY, 11)])])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from perfkit.measure.verdict import Verdict, compare_samples, decide
+from perfkit.measure.verdict import Verdict, compare_samples, decide, smallest_p_value
 
 
 def timings(seed: int, n: int, median_ns: float, sigma: float) -> np.ndarray:
@@ -65,6 +65,25 @@ def test_large_effect_from_three_samples_is_not_enough():
     c = compare_samples([100, 101, 102], [200, 201, 202])
     assert c.p_value > 0.01
     assert c.verdict is Verdict.NO_CHANGE
+
+
+@pytest.mark.parametrize("n", [3, 4, 5, 6])
+def test_smallest_p_value_is_that_of_fully_separated_samples(n):
+    """``2 / C(2n, n)`` is the p scipy's exact test gives when every head sample beats every base sample;
+    a comparison is decidable at 0.01 from 5 samples a side."""
+    base, head = np.arange(100.0, 100.0 + n), np.arange(10.0, 10.0 + n)
+    c = compare_samples(base, head)
+    assert c.p_value == pytest.approx(smallest_p_value(n, n), rel=1e-9)
+    assert c.decidable is (n >= 5)
+    assert (c.verdict is Verdict.FASTER) is (n >= 5)
+
+
+def test_smallest_p_value_of_unequal_counts_and_refusals():
+    assert smallest_p_value(4, 4) == pytest.approx(2 / 70)
+    assert smallest_p_value(1, 1) == 1.0
+    assert smallest_p_value(3, 20) == pytest.approx(2 / 1771)
+    with pytest.raises(ValueError):
+        smallest_p_value(0, 5)
 
 
 def test_deterministic_for_a_seed():

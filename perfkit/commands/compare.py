@@ -45,6 +45,7 @@ from rich.table import Table
 
 from ..errors import BackendUnavailable, InputError
 from ..measure.protocol import Protocol
+from ..measure.verdict import DEFAULT_ALPHA, smallest_p_value
 from ..report.comparison import ComparisonReport, render_comparison
 from ..report.escape import safe_filename
 from ..report.sources import ResultSet
@@ -326,6 +327,13 @@ def run(args: argparse.Namespace) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=200)
     err = Console(stderr=True)
     plans = build_plans(args)
+    for plan in plans:
+        n = plan.protocol.max_samples
+        if len(plan.variants) > 1 and smallest_p_value(n, n) >= DEFAULT_ALPHA:
+            err.print(f"[yellow]warning: at most {n} samples per variant in {escape(plan.suite)}: no difference "
+                      f"can be significant (the smallest p of {n} against {n} is "
+                      f"{smallest_p_value(n, n):.2g}, not below {DEFAULT_ALPHA:g}); take --max-samples 5 or "
+                      f"more[/yellow]", highlight=False, soft_wrap=True)
     skipped = {s.variant: s.reason for p in plans for s in p.skipped}
     for variant, reason in skipped.items():
         err.print(f"[yellow]skipped {escape(variant)}: {escape(reason)}[/yellow]", highlight=False, soft_wrap=True)

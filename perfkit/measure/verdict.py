@@ -19,6 +19,10 @@ image (``ci_low > 1`` and ``ratio >= 1 + min_effect``). Anything else is **no si
 difference that the rank test cannot tell from noise, or one too small to matter, is never reported
 as a change. The threshold alone never decides: a 10% shift between two noisy distributions that
 overlap is "no significant change".
+
+Few samples cannot be significant at all: the exact two-sided test's smallest ``p``, every head sample
+below every base sample, is ``2 / C(n_b + n_h, n_b)`` (:func:`smallest_p_value`): 0.029 for 4 and 4,
+0.0079 for 5 and 5, so ``alpha = 0.01`` needs at least 5 samples a side.
 """
 
 from __future__ import annotations
@@ -64,9 +68,22 @@ class Comparison:
         return 1.0 / self.ratio if self.ratio else math.inf
 
     @property
+    def decidable(self) -> bool:
+        """Whether ``n_base`` and ``n_head`` samples can give ``p < alpha`` at all (:func:`smallest_p_value`)."""
+        return smallest_p_value(self.n_base, self.n_head) < self.alpha
+
+    @property
     def delta(self) -> float:
         """Relative change of the median time, ``ratio - 1`` (negative: faster)."""
         return self.ratio - 1.0
+
+
+def smallest_p_value(n_base: int, n_head: int) -> float:
+    """The smallest two-sided p of the exact Mann-Whitney U test for these sample counts (no ties):
+    ``2 / C(n_base + n_head, n_base)``, capped at 1."""
+    if n_base < 1 or n_head < 1:
+        raise ValueError(f"sample counts must be positive, got {n_base} and {n_head}")
+    return min(1.0, 2.0 / math.comb(n_base + n_head, n_base))
 
 
 def _clean(samples: Sequence[float] | np.ndarray, name: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from ..measure.verdict import Comparison, Verdict
+from ..measure.verdict import Comparison, Verdict, smallest_p_value
 from . import units
 from .labels import stage_label, verdict_cell
 from .markdown import bold, table
@@ -86,6 +86,10 @@ def verdict_phrase(c: Comparison) -> str:
         return f"{units.ratio(c.speedup)} faster, {ci}"
     if c.verdict is Verdict.SLOWER:
         return f"{units.ratio(1.0 / c.speedup if c.speedup else None)} slower, {ci}"
+    if not c.decidable:
+        return (f"no significant change: {units.ratio(c.speedup)} speedup, {ci}; {c.n_base} and {c.n_head} "
+                f"samples cannot reach p < {c.alpha:g}, the smallest p is "
+                f"{smallest_p_value(c.n_base, c.n_head):.2g}")
     return f"no significant change: {units.ratio(c.speedup)} speedup, {ci}"
 
 
