@@ -119,6 +119,18 @@ def test_unreadable_cache_is_remeasured_and_rewritten(tmp_path, content):
     assert machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
 
 
+def test_peaks_of_an_older_method_are_measured_again(tmp_path):
+    """A complete entry for this very fingerprint, written under schema 1 (torch's GEMM as ``a @ b``,
+    which made torch's CPU bfloat16 peak a scalar loop's), is not used."""
+    machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=Counter())
+    path = tmp_path / peak.CACHE_FILE
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "schema": 1}))
+    measure = Counter()
+    assert not machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
+    assert measure.calls == [2] and peak.SCHEMA == 2
+
+
 def test_a_corrupt_entry_is_a_miss(tmp_path):
     peak.write_cache(tmp_path / peak.CACHE_FILE, {_fp().key: {"fingerprint": _fp().to_dict()}})
     measure = Counter()
