@@ -221,31 +221,45 @@ def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
             and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
 
 
+def linear_layout(dtype: torch.dtype, device: torch.device, rows: int | None) -> str:
+    """The weight layout :meth:`Linear.pack` picks (see :class:`Linear`)."""
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        return "out_in"
+    if rows is not None and onednn_packable(dtype, device):
+        return "onednn"
+    return "in_out"
+
+
 @dataclass(frozen=True)
 class Linear:
     """``y = x @ W^T + b`` for ``W (out, in)`` (torch's), optional folded scale.
 
-    Two layouts of the weight:
+    Three layouts of the weight (:func:`linear_layout`):
 
-    - default: ``weight (in, out)``, strided; ``x @ weight`` (``addmm`` with a bias) goes to MKL / cuBLAS;
-    - ``packed`` (``pack(..., rows=R)``, float32 on a CPU): oneDNN's blocked layout of ``W``, reordered once
-      at load for ``R``-row inputs, applied by ``torch.ops.mkldnn._linear_pointwise`` (the kernel
+    - ``in_out`` (CUDA, and float32 CPU inputs of many rows): ``weight (in, out)``, strided; ``x @ weight``
+      (``addmm`` with a bias) goes to cuBLAS / MKL;
+    - ``onednn`` (float32 on a CPU, ``pack(..., rows=R)``): oneDNN's blocked layout of ``W``, reordered
+      once at load for ``R``-row inputs, applied by ``torch.ops.mkldnn._linear_pointwise`` (the kernel
       ``torch.compile`` emits for frozen CPU linears). For ``R = 1`` — the generator's per-frame layers,
       matrix-vector products bound by the weight bytes read — this streams the weight with every
       thread, where MKL's ``sgemm`` with one row runs on one (about 11 against 15 GB/s with two threads
-      here; ``reports/optimizations/torch-onednn-gemv``).
+      here; ``reports/optimizations/torch-onednn-gemv``);
+    - ``out_in`` (bfloat16 / float16 on a CPU): ``W`` as it is, through ``F.linear``, whose reduced-precision
+      kernels take the transposed operand (dot products along contiguous rows, float32 accumulation);
+      ``x @ W`` on the ``(in, out)`` layout falls back to a scalar loop where the CPU lacks AVX-512-BF16
+      (a one-row bfloat16 product of the talker's shapes: 0.4 against 12.6 GB/s here).
 
     ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
     """
 
-    weight: Tensor  # (in, out) strided, or (out, in) in oneDNN's layout when packed
+    weight: Tensor  # (in, out) strided; (out, in) strided or in oneDNN's layout
     bias: Tensor | None  # (out,)
-    packed: bool = False
+    layout: str = "in_out"
 
     @classmethod
     def pack(cls, w: Mapping[str, np.ndarray], name: str, dtype: torch.dtype, device: torch.device,
              scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
-        """``rows``: pack for inputs of about that many rows when :func:`onednn_packable` (else ignored)."""
+        """``rows``: the usual number of input rows, when the caller knows it (``1`` in the frame loop)."""
         weight = np.asarray(w[f"{name}.weight"], dtype=np.float64)  # (out, in)
         bias = w.get(f"{name}.bias")
         bias = None if bias is None else np.asarray(bias, dtype=np.float64)
@@ -254,14 +268,17 @@ class Linear:
             weight = weight * g[:, None]
             bias = None if bias is None else bias * g
         b = None if bias is None else to_tensor(bias, dtype, device)
-        if rows is not None and onednn_packable(dtype, device):
-            return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, True)
-        return cls(to_tensor(weight.T, dtype, device), b)
+        layout = linear_layout(dtype, device, rows)
+        if layout == "onednn":
+            return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, layout)
+        return cls(to_tensor(weight if layout == "out_in" else weight.T, dtype, device), b, layout)
 
     def __call__(self, x: Tensor) -> Tensor:
         """``x (L, in)`` -> ``(L, out)``."""
-        if self.packed:
+        if self.layout == "onednn":
             return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        if self.layout == "out_in":
+            return F.linear(x, self.weight, self.bias)
         if self.bias is None:
             return x @ self.weight
         return torch.addmm(self.bias, x, self.weight)
