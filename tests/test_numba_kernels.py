@@ -22,7 +22,8 @@ def rng() -> np.random.Generator:
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
-@pytest.mark.parametrize("m,k,n,threads", [(7, 9, 20, 1), (70, 90, 60, 2), (40, 90, 130, 2)])
+@pytest.mark.parametrize("m,k,n,threads", [(7, 9, 20, 1), (70, 90, 60, 2), (40, 90, 130, 2), (1, 90, 60, 2),
+                                           (1, 700, 500, 2)])
 def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b, m, k, n, threads):
     """BLAS on views with row strides, accumulating; split over threads (by rows, or by columns) or not."""
     a = rng.standard_normal((m, k)).astype(dtype)
@@ -38,6 +39,26 @@ def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b, m, k, n, threa
     outside = np.ones(c_buf.shape, dtype=bool)
     outside[3:3 + m, 4:4 + n] = False
     np.testing.assert_array_equal(c_buf[outside], buf_before[outside])  # nothing outside the view is touched
+
+
+@pytest.mark.parametrize("dtype,tol", DTYPES)
+@pytest.mark.parametrize("beta", [0.0, 1.0])
+@pytest.mark.parametrize("k,n,threads", [(90, 60, 1), (700, 500, 2), (700, 501, 2)])
+def test_one_row_product_is_a_gemv_on_row_blocks(rng, dtype, tol, beta, k, n, threads):
+    """``m = 1`` with ``B`` transposed (a linear layer on one position): ``c = a W^T + beta c`` for a weight
+    view with a row stride, split into row blocks of ``W`` over the threads (700 x 500: the parallel branch)."""
+    a = rng.standard_normal((1, k)).astype(dtype)
+    big = rng.standard_normal((n + 3, k + 9)).astype(dtype)
+    w = big[1:1 + n, 4:4 + k]  # (n, k) view, row stride k + 9
+    c_buf = rng.standard_normal((3, n + 6)).astype(dtype)
+    c = c_buf[1:2, 2:2 + n]
+    before, buf_before = c.copy(), c_buf.copy()
+    pgemm(a, w, c, beta, False, True, threads)
+    expected = a.astype(np.float64) @ w.T.astype(np.float64) + beta * before
+    np.testing.assert_allclose(c, expected, rtol=0, atol=tol * k)
+    outside = np.ones(c_buf.shape, dtype=bool)
+    outside[1:2, 2:2 + n] = False
+    np.testing.assert_array_equal(c_buf[outside], buf_before[outside])
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

@@ -59,7 +59,9 @@ def _gemm_overload(a, b, c, beta=0.0, trans_a=False, trans_b=False):  # noqa: AN
 
     def impl(a, b, c, beta=0.0, trans_a=False, trans_b=False):  # noqa: ANN001
         size = a.itemsize
-        if a.strides[1] != size or b.strides[1] != size or c.strides[1] != size:
+        # a last axis of length 1 may carry any stride (NumPy calls such a view contiguous)
+        if (a.shape[1] > 1 and a.strides[1] != size) or (b.shape[1] > 1 and b.strides[1] != size) or \
+                (c.shape[1] > 1 and c.strides[1] != size):
             raise ValueError("gemm: operands need unit stride along their last axis")
         m, n = c.shape
         k = a.shape[0] if trans_a else a.shape[1]
@@ -80,4 +82,62 @@ def _gemm_overload(a, b, c, beta=0.0, trans_a=False, trans_b=False):  # noqa: AN
         if status != 0:
             raise RuntimeError("gemm: BLAS call failed")
 
+    return impl
+
+
+def _xxgemv_type(dtype: types.Float) -> types.ExternalFunction:
+    """numba's C helper ``numba_xxgemv``: ``(kind, trans, m, n, *alpha, *a, lda, *x, *beta, *y) -> int``,
+    Fortran BLAS semantics with unit increments."""
+    ptr = types.CPointer(dtype)
+    sig = types.intc(types.char, types.char, types.intp, types.intp, ptr, ptr, types.intp, ptr, ptr, ptr)
+    return types.ExternalFunction("numba_xxgemv", sig)
+
+
+def gemv(a: np.ndarray, x: np.ndarray, y: np.ndarray, beta: float = 0.0) -> None:
+    """``y[:] = a @ x + beta * y`` in place; njit only. ``a (N, K)`` with unit stride along its last axis
+    (any row stride), ``x (K,)`` and ``y (N,)`` contiguous.
+
+    The one-row product :func:`gemm` would otherwise run: BLAS ``sgemm`` with one row packs the whole
+    ``a`` first, where ``sgemv`` streams it once (1.5 against 17 GB/s for the talker's shapes here).
+    To Fortran BLAS ``a`` is the column-major ``(K, N)`` ``A`` with the same leading dimension, so this is
+    ``y = A^T x``.
+    """
+    raise NotImplementedError("gemv is only callable from numba-compiled code")
+
+
+@overload(gemv)
+def _gemv_overload(a, x, y, beta=0.0):  # noqa: ANN001 - numba typing
+    if not (isinstance(a, types.Array) and a.ndim == 2 and isinstance(x, types.Array) and x.ndim == 1
+            and isinstance(y, types.Array) and y.ndim == 1):
+        raise TypingError("gemv: a must be 2-D, x and y 1-D")
+    if not (a.dtype == x.dtype == y.dtype) or a.dtype not in (types.float32, types.float64):
+        raise TypingError(f"gemv: a, x, y must share dtype float32 or float64, got {a.dtype}, {x.dtype}, {y.dtype}")
+    ensure_blas()
+    dtype = a.dtype
+    np_dtype = np.dtype(str(dtype))
+    xxgemv = _xxgemv_type(dtype)
+    kind = ord("s" if dtype == types.float32 else "d")
+    t_char = ord("T")
+
+    def impl(a, x, y, beta=0.0):  # noqa: ANN001
+        size = a.itemsize
+        if (a.shape[1] > 1 and a.strides[1] != size) or (x.shape[0] > 1 and x.strides[0] != size) or \
+                (y.shape[0] > 1 and y.strides[0] != size):
+            raise ValueError("gemv: a needs unit stride along its last axis, x and y unit stride")
+        n, k = a.shape
+        if x.shape[0] != k or y.shape[0] != n:
+            raise ValueError("gemv: operand shapes do not match")
+        if n == 0:
+            return
+        if k == 0:
+            y[:] *= beta
+            return
+        scalars = np.empty(2, dtype=np_dtype)
+        scalars[0] = 1.0
+        scalars[1] = beta
+        lda = max(a.strides[0] // size, k, 1)
+        status = xxgemv(kind, t_char, k, n, scalars[0:].ctypes, a.ctypes, lda, x.ctypes, scalars[1:].ctypes,
+                        y.ctypes)
+        if status != 0:
+            raise RuntimeError("gemv: BLAS call failed")
     return impl

@@ -3,8 +3,11 @@
 :func:`pgemm` splits ``C = op(A) @ op(B)`` into one block of rows of ``C`` per thread (columns,
 when ``C`` is wider than tall), each a single-threaded BLAS call on views: the threads never share
 an output element, so no synchronisation beyond the end of the parallel loop. Small products
-(``M N K < 2**18``) stay on the calling thread. Linear layers keep the PyTorch ``(out, in)`` weight
-layout; BLAS reads it transposed in place, the bias is pre-filled and accumulated (``beta = 1``).
+(``M N K < 2**18``) stay on the calling thread. A one-row product with ``B`` transposed (a linear
+layer on one position: the generator's frame loop) is a matrix-vector product, BLAS ``gemv`` on
+row blocks of ``B`` (``gemm`` with one row packs the whole block first). Linear layers keep the
+PyTorch ``(out, in)`` weight layout; BLAS reads it transposed in place, the bias is pre-filled and
+accumulated (``beta = 1``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import numba
 import numpy as np
 from numba import prange
 
-from .blas import gemm
+from .blas import gemm, gemv
 from .elementwise import fill_bias, fill_rows
 from .jit import parallel_kernel
 
@@ -31,6 +34,16 @@ def pgemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: boo
     """
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
+    if m == 1 and trans_b and not trans_a:  # one row: y = W x, a matrix-vector product
+        if threads == 1 or n * k < PARALLEL_MIN_MACS:
+            gemv(b, a[0], c[0], beta)
+            return
+        chunk = ((n + threads - 1) // threads + 15) // 16 * 16
+        for i in prange((n + chunk - 1) // chunk):
+            n0 = i * chunk
+            n1 = min(n, n0 + chunk)
+            gemv(b[n0:n1], a[0], c[0, n0:n1], beta)
+        return
     if threads == 1 or m * n * k < PARALLEL_MIN_MACS:
         gemm(a, b, c, beta, trans_a, trans_b)
         return
