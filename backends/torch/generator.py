@@ -14,9 +14,10 @@ Two forms of the talker step: *dynamic* (attend to the first ``end`` cache rows,
 graphs — talker step, group-0 sampling, code predictor — and replayed every frame; the
 allocations those graphs make live in their private memory pool, so the loop allocates nothing.
 
-On a CPU in float32 every linear layer the frame loop runs (both decoder stacks, ``codec_head``, the
-projection and the ``lm_head`` s) keeps its weight in oneDNN's packed layout for one-row inputs
-(:class:`.layers.Linear`): a frame is matrix-vector products, bound by the weight bytes streamed.
+A frame is matrix-vector products, bound by the weight bytes streamed. On a CPU every linear layer the
+frame loop runs (both decoder stacks, ``codec_head``, the projection, the ``lm_head`` s) is packed for
+one-row inputs (:class:`.layers.Linear`): oneDNN's layout in float32, torch's own ``(out, in)`` for
+``F.linear`` in bfloat16.
 
 Codec embeddings of all groups are one float32 table ``(V + (G-1)*C, H)`` with per-group row
 offsets, so a frame's summed embedding is a single ``embedding_bag``. The text embedding stays on

@@ -9,7 +9,7 @@ What is measured (each a best-of-``repeats``; the median and the spread are stor
 
 - **GEMM**: ``C = A @ B`` for square ``n x n`` operands, ``2 n**3`` FLOPs per product (torch: ``B`` stored
   transposed, ``A @ Bt.T``, the operand layout of ``F.linear``, the only one in which torch's bfloat16
-  kernels on a CPU without AVX-512-BF16 are not a scalar loop: 0.3 against 10 GFLOP/s here): NumPy (its BLAS)
+  kernels on a CPU without AVX-512-BF16 are not a scalar loop: 0.3 against 19 GFLOP/s here): NumPy (its BLAS)
   float32 and float64, torch float32 and bfloat16 on the CPU (oneDNN; AMX where the CPU has it) and
   float32 (TF32 off), bfloat16, float16 on CUDA when a device is visible. ``n`` is adapted so that one
   product takes about ``target_s`` (a probe at ``n = 512`` sets it: ``n = cbrt(rate * target_s / 2)``,

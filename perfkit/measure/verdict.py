@@ -22,7 +22,8 @@ overlap is "no significant change".
 
 Few samples cannot be significant at all: the exact two-sided test's smallest ``p``, every head sample
 below every base sample, is ``2 / C(n_b + n_h, n_b)`` (:func:`smallest_p_value`): 0.029 for 4 and 4,
-0.0079 for 5 and 5, so ``alpha = 0.01`` needs at least 5 samples a side.
+0.0079 for 5 and 5, so ``alpha = 0.01`` needs at least 5 samples a side. (scipy runs the exact test
+below 8 samples a side without ties, where this matters; above, its normal approximation.)
 """
 
 from __future__ import annotations
