@@ -18,10 +18,20 @@ from numba import prange
 
 from .blas import gemm, gemv
 from .elementwise import fill_bias, fill_rows
-from .jit import parallel_kernel
+from .jit import kernel, parallel_kernel
 
 #: Below this many multiply-adds a GEMM runs on the calling thread (a parallel launch costs more).
 PARALLEL_MIN_MACS = 1 << 18
+
+
+@kernel
+def _product(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: bool, trans_b: bool) -> None:
+    """One thread's block of :func:`pgemm`: BLAS ``gemm``, or ``gemv`` for one row of ``c`` with ``b``
+    transposed (``c[0] = b @ a[0] + beta c[0]``)."""
+    if c.shape[0] == 1 and trans_b and not trans_a:
+        gemv(b, a[0], c[0], beta)
+    else:
+        gemm(a, b, c, beta, trans_a, trans_b)
 
 
 @parallel_kernel
@@ -34,18 +44,8 @@ def pgemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: boo
     """
     m, n = c.shape
     k = a.shape[0] if trans_a else a.shape[1]
-    if m == 1 and trans_b and not trans_a:  # one row: y = W x, a matrix-vector product
-        if threads == 1 or n * k < PARALLEL_MIN_MACS:
-            gemv(b, a[0], c[0], beta)
-            return
-        chunk = ((n + threads - 1) // threads + 15) // 16 * 16
-        for i in prange((n + chunk - 1) // chunk):
-            n0 = i * chunk
-            n1 = min(n, n0 + chunk)
-            gemv(b[n0:n1], a[0], c[0, n0:n1], beta)
-        return
     if threads == 1 or m * n * k < PARALLEL_MIN_MACS:
-        gemm(a, b, c, beta, trans_a, trans_b)
+        _product(a, b, c, beta, trans_a, trans_b)
         return
     if m >= n:  # blocks of rows of c (multiples of 16, the microkernels' height)
         chunk = ((m + threads - 1) // threads + 15) // 16 * 16
@@ -53,18 +53,18 @@ def pgemm(a: np.ndarray, b: np.ndarray, c: np.ndarray, beta: float, trans_a: boo
             m0 = i * chunk
             m1 = min(m, m0 + chunk)
             if trans_a:
-                gemm(a[:, m0:m1], b, c[m0:m1], beta, True, trans_b)
+                _product(a[:, m0:m1], b, c[m0:m1], beta, True, trans_b)
             else:
-                gemm(a[m0:m1], b, c[m0:m1], beta, False, trans_b)
+                _product(a[m0:m1], b, c[m0:m1], beta, False, trans_b)
     else:  # blocks of columns of c
         chunk = ((n + threads - 1) // threads + 15) // 16 * 16
         for i in prange((n + chunk - 1) // chunk):
             n0 = i * chunk
             n1 = min(n, n0 + chunk)
             if trans_b:
-                gemm(a, b[n0:n1], c[:, n0:n1], beta, trans_a, True)
+                _product(a, b[n0:n1], c[:, n0:n1], beta, trans_a, True)
             else:
-                gemm(a, b[:, n0:n1], c[:, n0:n1], beta, trans_a, False)
+                _product(a, b[:, n0:n1], c[:, n0:n1], beta, trans_a, False)
 
 
 def linear(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, y: np.ndarray, trans_x: bool = False) -> None:

@@ -329,11 +329,11 @@ def run(args: argparse.Namespace) -> int:
     plans = build_plans(args)
     for plan in plans:
         n = plan.protocol.max_samples
-        if len(plan.variants) > 1 and smallest_p_value(n, n) >= DEFAULT_ALPHA:
+        p_min = smallest_p_value(n, n)
+        if len(plan.variants) > 1 and p_min >= DEFAULT_ALPHA:
             err.print(f"[yellow]warning: at most {n} samples per variant in {escape(plan.suite)}: no difference "
-                      f"can be significant (the smallest p of {n} against {n} is "
-                      f"{smallest_p_value(n, n):.2g}, not below {DEFAULT_ALPHA:g}); take --max-samples 5 or "
-                      f"more[/yellow]", highlight=False, soft_wrap=True)
+                      f"can be significant (the smallest p of {n} against {n} is {p_min:.2g}, not below "
+                      f"{DEFAULT_ALPHA:g}); take --max-samples 5 or more[/yellow]", highlight=False, soft_wrap=True)
     skipped = {s.variant: s.reason for p in plans for s in p.skipped}
     for variant, reason in skipped.items():
         err.print(f"[yellow]skipped {escape(variant)}: {escape(reason)}[/yellow]", highlight=False, soft_wrap=True)

@@ -86,11 +86,11 @@ def verdict_phrase(c: Comparison) -> str:
         return f"{units.ratio(c.speedup)} faster, {ci}"
     if c.verdict is Verdict.SLOWER:
         return f"{units.ratio(1.0 / c.speedup if c.speedup else None)} slower, {ci}"
+    text = f"no significant change: {units.ratio(c.speedup)} speedup, {ci}"
     if not c.decidable:
-        return (f"no significant change: {units.ratio(c.speedup)} speedup, {ci}; {c.n_base} and {c.n_head} "
-                f"samples cannot reach p < {c.alpha:g}, the smallest p is "
-                f"{smallest_p_value(c.n_base, c.n_head):.2g}")
-    return f"no significant change: {units.ratio(c.speedup)} speedup, {ci}"
+        text += (f"; {c.n_base} and {c.n_head} samples cannot reach p < {c.alpha:g}, the smallest p is "
+                 f"{smallest_p_value(c.n_base, c.n_head):.2g}")
+    return text
 
 
 def total_line(total: DeltaRow | None, invalid: str = "") -> str:
