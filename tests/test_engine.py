@@ -283,6 +283,27 @@ def test_workers_wait_stopped_between_visits_and_visits_rotate_over_them(tmp_pat
     assert live_children() == []
 
 
+def test_worker_visits_replaces_each_worker_by_a_fresh_one(tmp_path):
+    """``worker_visits=2``: after two visits a variant's worker is closed and a fresh one set up, so its 6
+    samples (one per visit) come from 3 processes, with never more than one per variant alive; no worker
+    is started for a variant that has finished."""
+    protocol = Protocol(warmup_rounds=0, min_samples=6, max_samples=6, round_samples=1, budget_s=600,
+                        target_rel_iqr=0, worker_visits=2)
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120),
+                     extra=[fake("tag=a,clock=virtual"), fake("tag=b,clock=virtual")])
+    watch = _WorkerWatch()
+    run = run_plan(plan, tmp_path, observer=watch).run
+    assert [c.status for c in run.cases] == ["ok", "ok"]
+    assert run.cases[0].series_named("stages").visits == (0, 2, 4, 6, 8, 10)
+    assert len(watch.views) == 12 and all(len(v) <= 2 for v in watch.views)
+    pids = [set(v) for v in watch.views]
+    assert len(set().union(*pids)) == 6  # 2 variants x 3 processes
+    assert pids[0] == pids[1] == pids[2]  # each variant's first two visits: its first process
+    assert pids[2].isdisjoint(pids[4])  # both replaced after them
+    assert live_children() == []
+
+
 _INTERRUPTIBLE = textwrap.dedent("""
     import sys
     from perfkit.measure.protocol import Protocol

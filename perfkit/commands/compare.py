@@ -119,6 +119,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="worker processes per variant, visited in turn (default 1): two processes of the same "
                         "code can differ by more than their samples do, so a before/after comparison of small "
                         "stages is only trusted across several; `nox -s journal` uses 3")
+    p.add_argument("--worker-visits", type=int, metavar="N",
+                   help="replace each worker process by a fresh one after N visits (default 0: never): "
+                        "samples from many processes with no more of them alive at once, for models too big "
+                        "to hold --workers copies of in memory (each replacement loads and warms up again)")
     p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="seconds per worker request (600)")
     p.add_argument("--no-memory", dest="memory", action="store_false", help="skip the stages suite's memory pass")
     p.add_argument("--results", default=DEFAULT_RESULTS_DIR, metavar="DIR", help="where the runs are stored")
@@ -217,7 +221,8 @@ def _protocol(suite: Any, args: argparse.Namespace) -> Protocol:
     base = getattr(suite, "protocol", None) or Protocol()
     return base.override(budget_s=args.budget, min_samples=args.min_samples, max_samples=args.max_samples,
                          warmup_rounds=args.warmup, round_samples=args.round_samples,
-                         target_rel_iqr=args.target_iqr, workers=args.workers)
+                         target_rel_iqr=args.target_iqr, workers=args.workers,
+                         worker_visits=args.worker_visits)
 
 
 def _extra(items: Sequence[str]) -> list[BackendRef]:

@@ -99,6 +99,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         f"(default: the suite's, else {d.round_samples})")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes per variant, visited in turn (default 1); see `perfkit compare --help`")
+    p.add_argument("--worker-visits", type=int, metavar="N",
+                   help="replace each worker process by a fresh one after N visits (default 0: never); "
+                        "see `perfkit compare --help`")
     p.add_argument("--target-iqr", type=float, metavar="F",
                    help="stop early once IQR/median of every series is below this "
                         f"(default: the suite's, else {d.target_rel_iqr:g})")
@@ -167,7 +170,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
     protocol = (suite.protocol or Protocol()).override(
         warmup_rounds=args.warmup, min_samples=args.min_samples, max_samples=args.max_samples,
         budget_s=args.budget, round_samples=args.round_samples, target_rel_iqr=args.target_iqr,
-        workers=args.workers)
+        workers=args.workers, worker_visits=args.worker_visits)
     settings = WorkerSettings(threads=args.threads, timeout_s=args.timeout,
                               memory_limit_bytes=args.memory_limit)
     request = CaseRequest(args.preset, tuple(args.frames or ()), args.seed, params)

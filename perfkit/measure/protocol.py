@@ -15,6 +15,9 @@ For one (backend variant, case) the worker:
    (``round_samples // workers``, at least 1) and the visits rotate over them (the engine,
    :mod:`perfkit.run.engine`): two processes of the same code can differ by more than their samples
    do (memory layout, thread placement), and one process per side would report that as a change.
+   With ``worker_visits`` > 0 a worker is replaced by a fresh one (steps 1–3 again) after that many
+   visits: more processes per variant without more of them alive at once, for models too big to hold
+   several copies of in memory.
 
 The stopping rule, per (variant, case), with ``n`` samples per series::
 
@@ -48,6 +51,7 @@ class Protocol:
     max_loops: int = 1000
     memory_passes: int = 3
     workers: int = 1
+    worker_visits: int = 0  # visits per worker process before a fresh one replaces it; 0: never
 
     def __post_init__(self) -> None:
         checks = {
@@ -56,6 +60,7 @@ class Protocol:
             "round_samples": self.round_samples >= 1, "target_rel_iqr": self.target_rel_iqr >= 0,
             "resolution_multiple": self.resolution_multiple >= 1, "max_loops": self.max_loops >= 1,
             "memory_passes": self.memory_passes >= 0, "workers": self.workers >= 1,
+            "worker_visits": self.worker_visits >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:

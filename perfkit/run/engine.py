@@ -11,7 +11,10 @@ For each case, in plan order:
    spinning cannot slow the worker being measured. With ``protocol.workers`` > 1 a variant has that
    many workers, set up in turn, and its visits rotate over them: what differs between two processes
    of the same code (memory layout, thread placement, environment size) then enters the samples
-   instead of passing for a difference between variants. Visits are numbered across the case and
+   instead of passing for a difference between variants. With ``protocol.worker_visits`` > 0 a worker
+   that has served that many visits is closed and a fresh one set up in its place (while the others
+   are stopped, as at the start), so a variant's samples come from many processes with no more of
+   them alive at once. Visits are numbered across the case and
    every sample keeps its visit number. A variant stops when
    :func:`~perfkit.measure.protocol.should_stop` says so, and its workers are closed;
 3. with ``plan.memory``, each variant that measured cleanly gets a memory pass in a fresh worker.
@@ -123,6 +126,7 @@ class _Measure:
         self.ref = ref
         self.case = case
         self.pool: list[WorkerProcess] = []  # protocol.workers processes; visits rotate over them
+        self.served: list[int] = []  # visits served by each process of the pool
         self.turn = 0
         self.setup: dict[str, Any] | None = None
         self.samples: dict[str, list[list[int]]] = {}
@@ -167,6 +171,7 @@ class _Measure:
                 worker.kill()
             worker.close()
         self.pool = []
+        self.served = []
 
     def record(self, source: str | None) -> CaseRecord:
         variant = self.ref.variant
@@ -254,16 +259,24 @@ class _Engine:
                 raise
         return worker
 
+    def _start_worker(self, m: _Measure, slot: int) -> None:
+        """A fresh worker set up (load, first call, warm-up) in pool position ``slot``, then stopped."""
+        worker = self._spawn(m.ref)
+        if slot == len(m.pool):
+            m.pool.append(worker)
+            m.served.append(0)
+        else:
+            m.pool[slot], m.served[slot] = worker, 0
+        setup = worker.request({"op": "setup", **self._request_fields(m)}, self.plan.settings.timeout_s)
+        worker.pause()
+        m.setup = m.setup or setup  # the first worker's load and first-call times are kept
+
     def _set_up(self, m: _Measure) -> None:
         self.obs.variant_setup(m.case, m.ref.label)
         m.status, m.phase = "running", "setup"
         try:
-            for _ in range(self.plan.protocol.workers):
-                worker = self._spawn(m.ref)
-                m.pool.append(worker)
-                setup = worker.request({"op": "setup", **self._request_fields(m)}, self.plan.settings.timeout_s)
-                worker.pause()
-                m.setup = m.setup or setup  # the first worker's load and first-call times are kept
+            for slot in range(self.plan.protocol.workers):
+                self._start_worker(m, slot)
             m.samples = {sd["name"]: [] for sd in m.setup["series"]}
             m.phase = "round"
             self.obs.variant_ready(m.case, m.ref.label, m.setup)
@@ -281,6 +294,8 @@ class _Engine:
             assert worker is not None
             reply = worker.request({"op": "round", "samples": want}, self.plan.settings.timeout_s)
             worker.pause()
+            slot = m.turn % len(m.pool)
+            m.served[slot] += 1
             m.turn += 1
             m.spent_s += time.monotonic() - t0
             got = m.add(reply["samples"], visit)
@@ -294,6 +309,24 @@ class _Engine:
             m.close_worker()
             self.obs.variant_done(m.case, m.ref.label, "ok", None)
             return False
+        if p.worker_visits and m.served[slot] >= p.worker_visits:
+            return self._replace_worker(m, slot)
+        return True
+
+    def _replace_worker(self, m: _Measure, slot: int) -> bool:
+        """Close the worker in ``slot`` and set up a fresh one there (its set-up is not measuring time);
+        ``True`` unless that fails."""
+        m.pool[slot].close()
+        self.obs.variant_setup(m.case, m.ref.label)
+        m.phase = "setup"
+        try:
+            self._start_worker(m, slot)
+        except WorkerFault as fault:
+            m.fail(fault, "setup")
+            self.obs.variant_done(m.case, m.ref.label, "failed", m.failures[-1])
+            return False
+        m.phase = "round"
+        self.obs.variant_ready(m.case, m.ref.label, m.setup)
         return True
 
     def _memory(self, m: _Measure) -> None:
