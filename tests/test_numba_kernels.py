@@ -43,21 +43,23 @@ def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b, m, k, n, threa
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("beta", [0.0, 1.0])
-@pytest.mark.parametrize("k,n,threads", [(90, 60, 1), (700, 500, 2), (700, 501, 2)])
-def test_one_row_product_is_a_gemv_on_row_blocks(rng, dtype, tol, beta, k, n, threads):
-    """``m = 1`` with ``B`` transposed (a linear layer on one position): ``c = a W^T + beta c`` for a weight
-    view with a row stride, split into row blocks of ``W`` over the threads (700 x 500: the parallel branch)."""
-    a = rng.standard_normal((1, k)).astype(dtype)
+@pytest.mark.parametrize("m", [1, 2, 8, 9])
+@pytest.mark.parametrize("k,n,threads", [(90, 60, 1), (700, 500, 2), (700, 501, 2), (3000, 70, 1)])
+def test_few_row_product_is_a_gemv_per_row(rng, dtype, tol, beta, m, k, n, threads):
+    """``m <= 8`` rows with ``B`` transposed (a linear layer on a few positions): ``c = a W^T + beta c`` for
+    a weight view with a row stride, one ``gemv`` per row on blocks of ``W``'s rows (700 x 500: the
+    parallel branch; 3000 x 70: blocks of 16 rows and a short last one); ``m = 9`` is ``gemm`` again."""
+    a = rng.standard_normal((m, k)).astype(dtype)
     big = rng.standard_normal((n + 3, k + 9)).astype(dtype)
     w = big[1:1 + n, 4:4 + k]  # (n, k) view, row stride k + 9
-    c_buf = rng.standard_normal((3, n + 6)).astype(dtype)
-    c = c_buf[1:2, 2:2 + n]
+    c_buf = rng.standard_normal((m + 2, n + 6)).astype(dtype)
+    c = c_buf[1:1 + m, 2:2 + n]  # (m, n) view, row stride n + 6
     before, buf_before = c.copy(), c_buf.copy()
     pgemm(a, w, c, beta, False, True, threads)
     expected = a.astype(np.float64) @ w.T.astype(np.float64) + beta * before
     np.testing.assert_allclose(c, expected, rtol=0, atol=tol * k)
     outside = np.ones(c_buf.shape, dtype=bool)
-    outside[1:2, 2:2 + n] = False
+    outside[1:1 + m, 2:2 + n] = False
     np.testing.assert_array_equal(c_buf[outside], buf_before[outside])
 
 
