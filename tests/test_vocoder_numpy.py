@@ -142,7 +142,7 @@ def test_time_tiles_leave_every_stage_unchanged(tiny_vocoder, elements):
     from perfkit.backends.numpy.vocoder import NumpyVocoder
 
     cfg, codes = tiny_vocoder.config, synthetic_codes(tiny_vocoder.config, 4, seed=3)
-    tiled = NumpyVocoder(cfg, tiny_vocoder.weights, np.float64, tiles=TimeTiles(elements))
+    tiled = NumpyVocoder(cfg, tiny_vocoder.weights, np.float64, tiles=TimeTiles(elements, min_columns=1))
     whole = NumpyVocoder(cfg, tiny_vocoder.weights, np.float64, tiles=TimeTiles(1 << 40))
     last_block = (codes.shape[1] * cfg.total_upsample, cfg.decoder_dim // 2 ** cfg.num_blocks)
     assert len(tiled.tiles.ranges(*last_block)) > 1 and len(whole.tiles.ranges(*last_block)) == 1

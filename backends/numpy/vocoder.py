@@ -227,14 +227,13 @@ class NumpyVocoder(VocoderRunner):
     def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
         """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``.
 
-        Tile by tile over the input ``(C, r)``; a tile's ``cols (Cout*k, r)`` is ``rate`` times its size.
-        Tiles by ``cols`` instead would cut block 0's 200 frames into GEMMs of a few dozen columns, each
-        packing the whole ``(Cin, Cout*k)`` weight (75 MB) again.
+        Tile by tile over the input ``(C, r)``, sized by the tile's ``cols (Cout*k, r)``, its largest
+        temporary (``rate`` times the input tile), so that the narrow last blocks' ``cols`` stay in budget.
         """
         p, stride = f"decoder.{i + 1}.block", self.config.upsample_rates[i]
-        cin, cout, _ = self.w[f"{p}.1.conv.weight"].shape
+        cin, cout, k = self.w[f"{p}.1.conv.weight"].shape
         y = np.empty((cout, x.shape[1] * stride), dtype=self.dtype)  # (C/2, L*rate)
-        for lo, hi in self.tiles.ranges(x.shape[1], cin):
+        for lo, hi in self.tiles.ranges(x.shape[1], max(cin, cout * k)):
             h = self._snake(f"{p}.0", x[:, lo:hi], out=self.scratch.get("in", (cin, hi - lo)))
             self._tconv(f"{p}.1", h, stride, state, f"block_{i}.tconv", out=y[:, lo * stride: hi * stride])
         return y
