@@ -259,16 +259,20 @@ class _WorkerWatch(Observer):
         self.views.append(view)
 
 
+def _watched_run(tmp_path, protocol: Protocol, *specs: str):
+    """Two or more fake variants on tiny, one frame, with a :class:`_WorkerWatch`: ``(run, watch)``."""
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
+                     settings=WorkerSettings(timeout_s=120), extra=[fake(spec) for spec in specs])
+    watch = _WorkerWatch()
+    return run_plan(plan, tmp_path, observer=watch).run, watch
+
+
 def test_workers_wait_stopped_between_visits_and_visits_rotate_over_them(tmp_path):
     """Between visits every worker is stopped (its spinning thread pools cannot slow the one measured);
     with ``workers=2`` each variant has two processes and the visits go to each of them in turn."""
     protocol = Protocol(warmup_rounds=0, min_samples=8, max_samples=8, round_samples=1, budget_s=600,
                         target_rel_iqr=0, workers=2)
-    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
-                     settings=WorkerSettings(timeout_s=120),
-                     extra=[fake("tag=a,wait=spin,stage_us=300"), fake("tag=b,wait=spin,stage_us=300")])
-    watch = _WorkerWatch()
-    run = run_plan(plan, tmp_path, observer=watch).run
+    run, watch = _watched_run(tmp_path, protocol, "tag=a,wait=spin,stage_us=300", "tag=b,wait=spin,stage_us=300")
     assert [c.status for c in run.cases] == ["ok", "ok"]
     assert all(len(c.series_named("stages").visits) == 8 for c in run.cases)
     # 2 variants x 2 workers alive (in the last visit, the first variant has finished and closed its own)
@@ -289,11 +293,7 @@ def test_worker_visits_replaces_each_worker_by_a_fresh_one(tmp_path):
     is started for a variant that has finished."""
     protocol = Protocol(warmup_rounds=0, min_samples=6, max_samples=6, round_samples=1, budget_s=600,
                         target_rel_iqr=0, worker_visits=2)
-    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=protocol,
-                     settings=WorkerSettings(timeout_s=120),
-                     extra=[fake("tag=a,clock=virtual"), fake("tag=b,clock=virtual")])
-    watch = _WorkerWatch()
-    run = run_plan(plan, tmp_path, observer=watch).run
+    run, watch = _watched_run(tmp_path, protocol, "tag=a,clock=virtual", "tag=b,clock=virtual")
     assert [c.status for c in run.cases] == ["ok", "ok"]
     assert run.cases[0].series_named("stages").visits == (0, 2, 4, 6, 8, 10)
     assert len(watch.views) == 12 and all(len(v) <= 2 for v in watch.views)

@@ -20,6 +20,20 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+def strided_view(rng: np.random.Generator, shape: tuple[int, int], at: tuple[int, int], size: tuple[int, int],
+                 dtype: type) -> tuple[np.ndarray, np.ndarray, tuple[slice, slice]]:
+    """A random ``shape`` buffer, its ``size`` view at ``at`` (rows strided by the buffer's width), the index."""
+    buf = rng.standard_normal(shape).astype(dtype)
+    index = (slice(at[0], at[0] + size[0]), slice(at[1], at[1] + size[1]))
+    return buf, buf[index], index
+
+
+def assert_untouched_outside(buf: np.ndarray, before: np.ndarray, index: tuple[slice, slice]) -> None:
+    outside = np.ones(buf.shape, dtype=bool)
+    outside[index] = False
+    np.testing.assert_array_equal(buf[outside], before[outside])  # nothing outside the view is touched
+
+
 @pytest.mark.parametrize("dtype,tol", DTYPES)
 @pytest.mark.parametrize("trans_a,trans_b", [(False, False), (True, False), (False, True), (True, True)])
 @pytest.mark.parametrize("m,k,n,threads", [(7, 9, 20, 1), (70, 90, 60, 2), (40, 90, 130, 2), (1, 90, 60, 2),
@@ -29,16 +43,13 @@ def test_gemm_on_strided_views(rng, dtype, tol, trans_a, trans_b, m, k, n, threa
     a = rng.standard_normal((m, k)).astype(dtype)
     big = rng.standard_normal((k + 5, n + 7)).astype(dtype)
     b = big[2:2 + k, 5:5 + n]  # (k, n) view, row stride n + 7
-    c_buf = rng.standard_normal((m + 5, n + 13)).astype(dtype)
-    c = c_buf[3:3 + m, 4:4 + n]  # (m, n) view, row stride n + 13
+    c_buf, c, index = strided_view(rng, (m + 5, n + 13), (3, 4), (m, n), dtype)  # row stride n + 13
     before, buf_before = c.copy(), c_buf.copy()
     a_arg = np.ascontiguousarray(a.T) if trans_a else a
     b_arg = np.ascontiguousarray(b.T) if trans_b else b
     pgemm(a_arg, b_arg, c, 1.0, trans_a, trans_b, threads)
     np.testing.assert_allclose(c, before + a @ b, rtol=0, atol=tol * k)
-    outside = np.ones(c_buf.shape, dtype=bool)
-    outside[3:3 + m, 4:4 + n] = False
-    np.testing.assert_array_equal(c_buf[outside], buf_before[outside])  # nothing outside the view is touched
+    assert_untouched_outside(c_buf, buf_before, index)
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)
@@ -52,15 +63,12 @@ def test_few_row_product_is_a_gemv_per_row(rng, dtype, tol, beta, m, k, n, threa
     a = rng.standard_normal((m, k)).astype(dtype)
     big = rng.standard_normal((n + 3, k + 9)).astype(dtype)
     w = big[1:1 + n, 4:4 + k]  # (n, k) view, row stride k + 9
-    c_buf = rng.standard_normal((m + 2, n + 6)).astype(dtype)
-    c = c_buf[1:1 + m, 2:2 + n]  # (m, n) view, row stride n + 6
+    c_buf, c, index = strided_view(rng, (m + 2, n + 6), (1, 2), (m, n), dtype)  # row stride n + 6
     before, buf_before = c.copy(), c_buf.copy()
     pgemm(a, w, c, beta, False, True, threads)
     expected = a.astype(np.float64) @ w.T.astype(np.float64) + beta * before
     np.testing.assert_allclose(c, expected, rtol=0, atol=tol * k)
-    outside = np.ones(c_buf.shape, dtype=bool)
-    outside[1:1 + m, 2:2 + n] = False
-    np.testing.assert_array_equal(c_buf[outside], buf_before[outside])
+    assert_untouched_outside(c_buf, buf_before, index)
 
 
 @pytest.mark.parametrize("dtype,tol", DTYPES)

@@ -142,9 +142,14 @@ class _Measure:
         return len(self.visits)
 
     @property
+    def slot(self) -> int:
+        """The pool position the next visit goes to."""
+        return self.turn % len(self.pool)
+
+    @property
     def worker(self) -> WorkerProcess | None:
         """The worker the next visit goes to."""
-        return self.pool[self.turn % len(self.pool)] if self.pool else None
+        return self.pool[self.slot] if self.pool else None
 
     def totals(self) -> dict[str, list[int]]:
         return {name: [sum(s) for s in rows] for name, rows in self.samples.items()}
@@ -294,7 +299,7 @@ class _Engine:
             assert worker is not None
             reply = worker.request({"op": "round", "samples": want}, self.plan.settings.timeout_s)
             worker.pause()
-            slot = m.turn % len(m.pool)
+            slot = m.slot
             m.served[slot] += 1
             m.turn += 1
             m.spent_s += time.monotonic() - t0
