@@ -61,6 +61,19 @@ def test_conv_transpose_writes_its_output_into_a_column_slice():
         layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), out=big[:, :39])
 
 
+def test_conv_im2col_equals_the_formula():
+    """One GEMM over the gathered windows is the convolution's formula, bias included, into the buffers given."""
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)
+    xp = np.concatenate([rng.standard_normal((4, 18)), x], axis=1)
+    out, cols = np.full((3, 30), np.nan), np.full(4 * 7 * 30 + 5, np.nan)
+    got = layers.conv_im2col(xp, w, b, 3, out=out, cols=cols)
+    assert got is out
+    direct = b[:, None] + sum(w[:, :, j] @ xp[:, 3 * j: 3 * j + 30] for j in range(7))
+    np.testing.assert_allclose(got, direct, atol=1e-12)
+    np.testing.assert_allclose(layers.conv_im2col(xp, w, b, 3), direct, atol=1e-12)  # its own buffers
+
+
 def test_conv_padded_equals_causal_conv():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)

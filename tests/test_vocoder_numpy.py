@@ -150,3 +150,25 @@ def test_time_tiles_leave_every_stage_unchanged(tiny_vocoder, elements):
     for stage, got in tiled.trace(tiled.upload_codes(codes)):
         np.testing.assert_allclose(got, expected[stage], rtol=1e-12, atol=1e-12, err_msg=stage)
     assert tiled.scratch.nbytes < whole.scratch.nbytes
+
+
+def test_convs_take_im2col_only_when_its_columns_fit_a_tile(tiny_vocoder, tiny_codes, monkeypatch):
+    """A conv whose ``cols (Cin, k, T)`` fits the tile budget is one im2col GEMM; a longer one the implicit GEMM."""
+    from perfkit.backends.numpy import vocoder as module
+
+    expected, calls = decode(tiny_vocoder, tiny_codes), []
+
+    def spy(name, fn):
+        def wrapped(xp, w, b, dilation, **kw):
+            calls.append((name, w.shape[1] * w.shape[2] * (xp.shape[1] - (w.shape[2] - 1) * dilation)))
+            return fn(xp, w, b, dilation, **kw)
+        monkeypatch.setattr(module, name, wrapped)
+
+    spy("conv_im2col", module.conv_im2col)
+    spy("conv_padded", module.conv_padded)
+    budget = 4000
+    runner = module.NumpyVocoder(tiny_vocoder.config, tiny_vocoder.weights, np.float64,
+                                 tiles=module.TimeTiles(budget, min_columns=1))
+    np.testing.assert_allclose(runner.decode(tiny_codes), expected, rtol=1e-10, atol=1e-12)
+    assert {name for name, _ in calls} == {"conv_im2col", "conv_padded"}
+    assert [c for c in calls if (c[1] <= budget) != (c[0] == "conv_im2col")] == []

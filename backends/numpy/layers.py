@@ -42,7 +42,8 @@ def conv_padded(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1,
 
     ``k`` GEMMs on shifted windows of ``xp`` (an implicit GEMM: no im2col copy), accumulated into
     ``out (Cout, T)`` through ``work (Cout, T)``, both new arrays when not given; ``add(y, g, y)`` does
-    the accumulation (``np.add``, or a row-threaded one).
+    the accumulation (``np.add``, or a row-threaded one). For long inputs, whose im2col would be ``k``
+    copies of the input (:func:`conv_im2col` is the other way).
     """
     k = w.shape[2]
     t = xp.shape[1] - (k - 1) * dilation
@@ -53,6 +54,31 @@ def conv_padded(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1,
     for j in range(1, k):
         np.matmul(w[:, :, j], xp[:, j * dilation: j * dilation + t], out=g)
         add(y, g, y)
+    return y
+
+
+def copy_rows(src: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = src``: :func:`conv_im2col`'s default ``gather`` (a row-threaded one splits axis 0)."""
+    np.copyto(out, src)
+
+
+def conv_im2col(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1, out: np.ndarray | None = None,
+                cols: np.ndarray | None = None,
+                gather: Callable[[np.ndarray, np.ndarray], None] = copy_rows) -> np.ndarray:
+    """:func:`conv_padded`'s convolution as one GEMM of depth ``Cin*k``: ``y = w.reshape(Cout, Cin*k) @ cols + b``.
+
+    ``cols (Cin, k, T)`` (a buffer of at least that many elements; a new one when None) holds
+    ``xp[c, t + j*d]`` at ``[c, j, t]``, the order of ``w``'s own ``(Cin, k)`` axes, so the weight needs
+    no repacking. For short inputs with many channels, where ``k`` GEMMs of ``T`` columns each leave
+    BLAS little work per call. ``gather(window, cols)`` copies the ``(Cin, k, T)`` window view of ``xp``.
+    """
+    cout, cin, k = w.shape
+    t = xp.shape[1] - (k - 1) * dilation
+    y = np.empty((cout, t), dtype=xp.dtype) if out is None else out
+    c = np.empty((cin, k, t), dtype=xp.dtype) if cols is None else cols.reshape(-1)[: cin * k * t].reshape(cin, k, t)
+    gather(as_strided(xp, (cin, k, t), (xp.strides[0], dilation * xp.itemsize, xp.itemsize), writeable=False), c)
+    np.matmul(w.reshape(cout, cin * k), c.reshape(cin * k, t), out=y)
+    y += b[:, None]
     return y
 
 
