@@ -153,14 +153,16 @@ def test_time_tiles_leave_every_stage_unchanged(tiny_vocoder, elements):
 
 
 def test_convs_take_im2col_only_when_its_columns_fit_a_tile(tiny_vocoder, tiny_codes, monkeypatch):
-    """A conv whose ``cols (Cin, k, T)`` fits the tile budget is one im2col GEMM; a longer one the implicit GEMM."""
+    """A conv whose ``cols (Cin, k, T)`` fits the tile budget is one im2col GEMM; a longer one the implicit GEMM,
+    through the scratch "work" when its ``(Cout, T)`` product fits the budget, else a passing array."""
     from perfkit.backends.numpy import vocoder as module
 
-    expected, calls = decode(tiny_vocoder, tiny_codes), []
+    expected, calls, buffers = decode(tiny_vocoder, tiny_codes), [], []
 
     def spy(name, fn):
         def wrapped(xp, w, b, dilation, **kw):
             calls.append((name, w.shape[1] * w.shape[2] * (xp.shape[1] - (w.shape[2] - 1) * dilation)))
+            buffers.append(kw.get("work", kw.get("cols")))
             return fn(xp, w, b, dilation, **kw)
         monkeypatch.setattr(module, name, wrapped)
 
@@ -172,3 +174,4 @@ def test_convs_take_im2col_only_when_its_columns_fit_a_tile(tiny_vocoder, tiny_c
     np.testing.assert_allclose(runner.decode(tiny_codes), expected, rtol=1e-10, atol=1e-12)
     assert {name for name, _ in calls} == {"conv_im2col", "conv_padded"}
     assert [c for c in calls if (c[1] <= budget) != (c[0] == "conv_im2col")] == []
+    assert [b.shape for b in buffers if b is not None and b.size > budget] == []  # "work" within a tile's budget

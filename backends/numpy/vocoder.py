@@ -116,18 +116,21 @@ class NumpyVocoder(VocoderRunner):
                      ) -> np.ndarray:
         """Conv ``prefix`` on ``xp (Cin, pad + T)`` -> ``(Cout, T)`` (into ``out`` when given).
 
-        im2col when its ``cols (Cin, k, T)`` fits the tile budget, else the implicit GEMM; either way the
-        temporary is the scratch "work" (the two never live at once), its copies and adds split over
-        the row threads. Measured (``reports/optimizations/numpy-im2col-short``): im2col halves
-        decoder_in; on the long blocks' tiles, chunked into the same budget, the copies cost what the
-        deeper GEMM saves (residual units 0.93-1.00x, the final conv 0.46x).
+        im2col when its ``cols (Cin, k, T)`` fits the tile budget, else the implicit GEMM. The temporary
+        is the scratch "work" (the two never live at once) when it fits the budget too, so the scratch
+        held stays a tile's; an untiled long input (decoder_in offline, 1500 frames: 1536 x 6000) gets
+        a passing array instead. Copies and adds are split over the row threads. Measured
+        (``reports/optimizations/numpy-im2col-short``): im2col halves decoder_in; on the long blocks'
+        tiles, chunked into the same budget, the copies cost what the deeper GEMM saves (residual
+        units 0.93-1.00x, the final conv 0.46x).
         """
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
         (cout, cin, k), t = w.shape, xp.shape[1] - (w.shape[2] - 1) * dilation
         if cin * k * t <= self.tiles.elements:
             return conv_im2col(xp, w, b, dilation, out=out, cols=self.scratch.get("work", (cin, k, t)),
                                gather=self._gather)
-        return conv_padded(xp, w, b, dilation, out=out, work=self.scratch.get("work", (cout, t)), add=self._add)
+        work = self.scratch.get("work", (cout, t)) if cout * t <= self.tiles.elements else None
+        return conv_padded(xp, w, b, dilation, out=out, work=work, add=self._add)
 
     def _gather(self, window: np.ndarray, cols: np.ndarray) -> None:
         """im2col's copy, split over the row threads by input channel."""
