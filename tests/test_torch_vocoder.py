@@ -8,6 +8,9 @@ SNR >= 20 dB and correlation >= 0.99, no NaN/Inf. SNR and correlation come from 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -102,6 +105,27 @@ def test_cuda_unavailable_without_a_device():
 def test_float16_refused_on_cpu():
     with pytest.raises(BackendUnavailable, match="float16"):
         registry.create("torch:dtype=float16")
+
+
+def test_resolving_cpu_variants_leaves_torch_unimported():
+    """A run's parent resolves its variants before any worker starts; for CPU variants it must not pay for
+    importing torch (3.7 s of a 53 s tiny compare here), which each worker does anyway."""
+    script = ("import sys; from perfkit.run.plan import resolve_variant; "
+              "specs = [resolve_variant(s).spec for s in ('torch', 'torch:dtype=bfloat16')]; "
+              "print(specs, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ("['torch:compile=off,device=cpu,dtype=float32,graphs=off', "
+                           "'torch:compile=off,device=cpu,dtype=bfloat16,graphs=off'] False")
+
+
+def test_torch_not_installed_is_a_reason(monkeypatch):
+    from perfkit.backends.torch import availability
+
+    real = availability.importlib.util.find_spec
+    monkeypatch.setattr(availability.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    with pytest.raises(BackendUnavailable, match="torch is not installed"):
+        registry.create("torch")
 
 
 # --------------------------------------------------------------------------- parity

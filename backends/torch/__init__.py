@@ -5,23 +5,27 @@ Variants (first value is the default): ``device`` ``cpu`` | ``cuda``, ``dtype`` 
 ``torch.compile``), ``graphs`` ``off`` | ``on`` (the generator's per-frame stages replayed as CUDA
 graphs; CUDA only). Weights are converted to the device, dtype and packed layouts once, at load;
 every call runs under ``torch.inference_mode``.
+
+torch is imported when a backend is constructed, not when this module is: the parent process that
+resolves a run's variants never loads it (:mod:`.availability`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from perfkit.errors import BackendUnavailable
-from perfkit.generator_interface import GeneratorRunner
 from perfkit.interface import Backend, VocoderRunner
-from perfkit.model.generator_model import GeneratorModel
-from perfkit.model.vocoder_model import VocoderModel
 
-from .device import DTYPES, configure_precision, synchronize, to_host, unavailable_reason
+from .availability import DTYPE_NAMES, unavailable_reason
+
+if TYPE_CHECKING:
+    from perfkit.generator_interface import GeneratorRunner
+    from perfkit.model.generator_model import GeneratorModel
+    from perfkit.model.vocoder_model import VocoderModel
 
 
 class TorchBackend(Backend):
@@ -29,7 +33,7 @@ class TorchBackend(Backend):
     description = "PyTorch on CPU (oneDNN/MKL) or CUDA; float32, bfloat16, float16 (CUDA)"
     option_choices = {
         "device": ("cpu", "cuda"),
-        "dtype": tuple(DTYPES),
+        "dtype": DTYPE_NAMES,
         "compile": ("off", "on"),
         "graphs": ("off", "on"),
     }
@@ -37,11 +41,16 @@ class TorchBackend(Backend):
     def __init__(self, **options: str) -> None:
         super().__init__(**options)
         self.check_available(self.options)
+        import torch
+
+        from . import device  # imports torch
+
+        self._device_ops = device
         self.device = torch.device(self.options["device"])
-        self.dtype = DTYPES[self.options["dtype"]]
+        self.dtype = device.DTYPES[self.options["dtype"]]
         self.compile = self.options["compile"] == "on"
         self.graphs = self.options["graphs"] == "on"
-        configure_precision(self.device, self.dtype)
+        device.configure_precision(self.device, self.dtype)
 
     @classmethod
     def check_available(cls, options: Mapping[str, str]) -> None:
@@ -51,12 +60,14 @@ class TorchBackend(Backend):
 
     # ---- device
     def synchronize(self) -> None:
-        synchronize(self.device)
+        self._device_ops.synchronize(self.device)
 
     def to_host(self, x: Any) -> np.ndarray:
-        return to_host(x)
+        return self._device_ops.to_host(x)
 
     def thread_settings(self) -> dict[str, int]:
+        import torch
+
         return {"torch": torch.get_num_threads(), "torch_interop": torch.get_num_interop_threads()}
 
     # ---- models

@@ -1,66 +1,17 @@
-"""Devices and dtypes of the torch backend: what a variant needs, and why it cannot run here.
+"""Devices and dtypes of the torch backend once torch is imported: dtypes, precision, syncs, host copies.
 
-Everything here is cheap (no model is loaded): ``perfkit backends`` calls
-:func:`unavailable_reason` for every combination of ``device`` × ``dtype`` × ``compile``.
+Why a variant cannot run here is :mod:`.availability`, which does not import torch for CPU variants.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
-from collections.abc import Mapping
-
 import numpy as np
 import torch
 
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-"""Compute dtypes by option value; the order is the option's order (``float32`` is the default)."""
+from .availability import DTYPE_NAMES
 
-
-def cuda_unavailable_reason() -> str:
-    """Why ``device=cuda`` cannot run here, or ``""`` when it can."""
-    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
-        return f"no CUDA device: this torch {torch.__version__} is a CPU-only build"
-    if not torch.cuda.is_available():
-        return "no CUDA device visible to torch"
-    return ""
-
-
-def compile_unavailable_reason(device: str) -> str:
-    """Why ``compile=on`` cannot run here, or ``""``: dynamo, and the compiler inductor needs per device."""
-    if not hasattr(torch, "compile"):
-        return f"torch.compile unavailable (torch {torch.__version__})"
-    try:
-        import torch._dynamo as dynamo
-
-        if not dynamo.is_dynamo_supported():
-            return "torch.compile unavailable: dynamo does not support this Python version"
-    except Exception as exc:  # noqa: BLE001 - any import problem means "cannot compile"
-        return f"torch.compile unavailable: {type(exc).__name__}: {exc}"
-    if device == "cpu":
-        if not any(shutil.which(cxx) for cxx in ("g++", "c++", "clang++")):
-            return "torch.compile unavailable: inductor needs a C++ compiler (g++) on the CPU"
-    elif importlib.util.find_spec("triton") is None:
-        return "torch.compile unavailable: inductor needs triton on CUDA"
-    return ""
-
-
-def unavailable_reason(options: Mapping[str, str]) -> str:
-    """Why the variant ``options`` (``device``, ``dtype``, ``compile``, ``graphs``) cannot run here, or ``""``."""
-    device, dtype = options["device"], options["dtype"]
-    if device == "cuda":
-        reason = cuda_unavailable_reason()
-        if reason:
-            return reason
-        if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
-            return "bfloat16 needs a CUDA device of compute capability 8.0 or newer"
-    elif dtype == "float16":
-        return "float16 is unsupported on the CPU (no fast float16 kernels; use bfloat16)"
-    elif options.get("graphs", "off") == "on":
-        return "CUDA graphs need device=cuda"
-    if options.get("compile", "off") == "on":
-        return compile_unavailable_reason(device)
-    return ""
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
+"""Compute dtypes by option value (:data:`.availability.DTYPE_NAMES`, ``float32`` the default)."""
 
 
 def configure_precision(device: torch.device, dtype: torch.dtype) -> None:
