@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 
+import numpy as np
 import psutil
 import pytest
 
@@ -26,8 +27,9 @@ from perfkit.model.vocoder_model import VocoderModel
 from perfkit.run import BackendRef, CaseRequest, Observer, WorkerSettings, make_plan, run_plan
 from perfkit.run.fake_backend import TARGET
 from perfkit.run.process import describe_exit
-from perfkit.run.summary import stage_timing_overhead, summarize_case
+from perfkit.run.summary import series_overhead, stage_timing_overhead, summarize_case
 from perfkit.store import load_run, result_files
+from perfkit.store.records import SeriesRecord, StageRecord
 
 TINY = vocoder_preset("tiny")
 # warm-up 1: set-up runs 3 series x 2 passes = passes 1..6; each visit of 2 samples runs 6 more passes
@@ -107,6 +109,31 @@ def test_describe_exit():
 def test_stage_timing_overhead():
     assert stage_timing_overhead([30, 60], 100) == pytest.approx(-0.1)
     assert stage_timing_overhead([60, 60], 100) == pytest.approx(0.2)
+
+
+def _series(name: str, columns: dict[str, list[int]], covers: str | None = None) -> SeriesRecord:
+    n = len(next(iter(columns.values())))
+    return SeriesRecord(name, covers is not None, 1, tuple(range(n)),
+                        tuple(StageRecord(stage, tuple(v)) for stage, v in columns.items()), covers)
+
+
+def test_overhead_interval_excludes_zero_only_when_the_overhead_stands_out_of_the_noise():
+    rng = np.random.default_rng(3)
+    e2e = _series("e2e", {"decode": list(rng.integers(990, 1010, 40))})
+    # two stages that add up to 10% more than the end-to-end passes, with 1% noise: told apart
+    slow = _series("stages", {"a": list(rng.integers(545, 555, 40)), "b": list(rng.integers(545, 555, 40))},
+                   covers="e2e")
+    o = series_overhead(slow, e2e)
+    assert o.estimate == pytest.approx(0.1, abs=0.01)
+    assert o.low <= o.estimate <= o.high and o.confidence == pytest.approx(0.99)
+    assert o.low > 0.05 and o.distinguishable
+    # the same sum with +-40% noise and six passes: the interval spans zero
+    noisy = _series("stages", {"a": [300, 700, 450, 650, 350, 500], "b": [500, 320, 690, 480, 610, 400]},
+                    covers="e2e")
+    o = series_overhead(noisy, _series("e2e", {"decode": [700, 1300, 1000, 900, 1200, 1050]}))
+    assert o.low < 0.0 < o.high and not o.distinguishable
+    # seeded: the same samples give the same interval
+    assert series_overhead(noisy, e2e) == series_overhead(noisy, e2e)
 
 
 def test_plan_resolves_variants_and_skips_unavailable(monkeypatch):

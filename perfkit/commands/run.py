@@ -242,7 +242,9 @@ def case_table(rec: CaseRecord) -> Table:
         total = sum(r.summary.median for r in s.rows)
         table.add_row("  sum of stage medians", format_ns(total), "", "100%", "")
         if s.overhead is not None:
-            table.add_row(f"  overhead vs {rich_text(s.covers)}", f"{s.overhead:+.1%}", "", "", "")
+            o = s.overhead
+            table.add_row(f"  overhead vs {rich_text(s.covers)} ({round(100 * o.confidence)}% CI)",
+                          f"{o.estimate:+.1%} [{o.low:+.1%}, {o.high:+.1%}]", "", "", "")
     table.add_section()
     for s in summaries:
         if len(s.rows) == 1 and s.total is not None:

@@ -33,7 +33,7 @@ from .sources import ResultSet
 from .stage_tables import confidence_label, speedup_interval, timing_table
 from .stage_work import percent_of_peak, stage_costs
 from .streaming_tables import streaming_table
-from .timing import CaseTiming, case_timing, compare_rows
+from .timing import CaseTiming, case_timing, compare_rows, overhead_sentence
 from .validity import INVALID, Validity, parity_line
 
 PER_FRAME = ("talker_step", "sampling", "code_predictor")
@@ -202,10 +202,7 @@ class _Builder:
                         extra.append("Per frame (ms): " + ", ".join(per_frame) + ".")
                 overhead = [s.overhead for s in summarize_case(case) if s.overhead is not None]
                 if overhead:
-                    extra.append(
-                        f"Per-stage timing overhead: {units.pct(overhead[0], signed=True)} (sum of the "
-                        "synchronised stage medians against the end-to-end median)."
-                    )
+                    extra.append(overhead_sentence(overhead[0]))
                 if case.first_call_ns is not None or case.load_ns is not None:
                     extra.append(
                         f"Load {units.ms(case.load_ns)} ms, first call {units.ms(case.first_call_ns)} ms "

@@ -25,7 +25,9 @@ from dataclasses import dataclass
 from ..measure.stats import Summary, summarize
 from ..measure.verdict import Comparison, compare_samples
 from ..model.stages import substages
+from ..run.summary import Overhead
 from ..store.records import CaseRecord, SeriesRecord
+from . import units
 
 TOTAL_E2E = "end to end"
 TOTAL_SUM = "sum of stages"
@@ -142,3 +144,14 @@ def compare_timings(base: CaseTiming, head: CaseTiming) -> tuple[tuple[DeltaRow,
     if base.total is not None or head.total is not None:
         total = compare_rows(base.total, head.total, "total")
     return tuple(rows), total
+
+
+def overhead_sentence(overhead: Overhead) -> str:
+    """The report's line on the per-stage timing overhead: the estimate, its interval, and what it shows."""
+    conf = f"{round(100 * overhead.confidence)}%"
+    interval = f"{units.pct(overhead.low, signed=True)}, {units.pct(overhead.high, signed=True)}"
+    verdict = ("measurable: the interval excludes zero" if overhead.distinguishable
+               else "not distinguishable from this machine's noise: the interval includes zero")
+    return (f"Per-stage timing overhead: {units.pct(overhead.estimate, signed=True)}, {conf} CI [{interval}] "
+            "(sum of the synchronised stage medians against the end-to-end median; the interval bootstraps "
+            f"the passes of both series), {verdict}.")
