@@ -37,7 +37,9 @@ from .transformer import PreTransformer
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
 CPU_TILE_ELEMENTS = 1 << 18
-"""Activation elements per time tile on the CPU (1 MiB of float32): a tile's working set stays in L2."""
+"""Activation elements per time tile on the CPU (1 MiB of float32): a tile's working set stays in L2.
+Longer tiles for the residual units alone (2^20) were measured twice and not kept
+(``reports/optimizations/torch-resunit-tiles``)."""
 MIN_TILE_ROWS = 512
 """Fewest rows per tile, so wide layers still give the GEMMs a long ``M`` dimension."""
 
