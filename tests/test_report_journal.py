@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
 import pytest
 from report_support import FIXTURES, check_golden, section, table_rows
 from synthetic_runs import NUMPY, TORCH, fixture_sets, parity_record, parity_run, stage_case, stages_run
@@ -154,3 +157,34 @@ def test_holm_threshold_controls_the_family_of_stage_comparisons():
     assert holm_threshold([0.001, 0.03, 0.04], 0.05) == 0.001  # 0.03 > .05/2 stops the step-down
     assert holm_threshold([0.009] * 50, 0.01) == -1.0  # p < alpha once, but not among 50 tests
     assert holm_threshold([], 0.01) == -1.0
+
+
+def test_repeated_runs_of_the_same_code_are_pooled() -> None:
+    """4 samples a side cannot reach p < 0.01; two runs of 4 on each side, pooled, reach it, and every
+    median is taken over all eight samples."""
+    def side(commit: str, scale: float, seeds: tuple[int, int]) -> ResultSet:
+        return ResultSet.of([stages_run(f"{commit}{i}", commit, [stage_case(NUMPY, s, n=4, scale=scale)],
+                                        started=f"2026-01-0{i + 1}T00:00:00+00:00")
+                             for i, s in enumerate(seeds)])
+
+    base, head = side("aaaa", 1.0, (11, 13)), side("bbbb", 1.4, (12, 14))
+    markdown = render_journal([JournalEntry("base", base), JournalEntry("head", head)]).markdown
+    assert "Repeated runs are pooled" in markdown and "base: 2 runs, head: 2 runs" in markdown
+    assert "cannot reach" not in markdown
+    total = next(r for r in table_rows(section(markdown, "### stages · numpy:dtype=float32"))
+                 if r[0].startswith("**Total"))
+    assert total[7] == "**slower**"
+    pooled = [v for run in base.runs for v in run.cases[0].series_named("e2e").stage("decode").wall_ns]
+    assert total[1] == f"**{np.median(pooled) / 1e6:.4g}**"
+
+
+def test_a_run_of_other_code_replaces_the_earlier_one() -> None:
+    """Two runs of one case whose source hashes differ are not pooled: the later one stands alone."""
+    old = stage_case(NUMPY, 11, n=4, scale=3.0)
+    runs = [stages_run("r0", "aaaa", [dataclasses.replace(old, source_hash="older")]),
+            stages_run("r1", "aaaa", [stage_case(NUMPY, 13, n=4)], started="2026-01-02T00:00:00+00:00")]
+    base = ResultSet.of(runs)
+    head = ResultSet.of([stages_run("h", "bbbb", [stage_case(NUMPY, 12, n=4)])])
+    markdown = render_journal([JournalEntry("base", base), JournalEntry("head", head)]).markdown
+    assert "Repeated runs are pooled" not in markdown
+    assert "4 and 4 samples cannot reach p < 0.01" in markdown

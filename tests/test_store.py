@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -271,3 +272,27 @@ def test_frame_has_one_row_per_sample(tmp_path):
 def test_frame_of_nothing_is_empty_with_columns():
     frame = samples_frame([])
     assert len(frame) == 0 and "wall_ns" in frame.columns
+
+
+def test_pooling_concatenates_samples_and_keeps_visits_distinct():
+    from synthetic_runs import NUMPY, stage_case, stages_run
+
+    from perfkit.store.pooling import pool_cases, pool_series, poolable
+
+    a = SeriesRecord("e2e", False, 1, (0, 2), (StageRecord("decode", (10, 12), 99),))
+    b = SeriesRecord("e2e", False, 1, (0, 1), (StageRecord("decode", (20, 22), 77),))
+    pooled = pool_series([a, b])
+    assert pooled.visits == (0, 2, 3, 4) and pooled.stage("decode").wall_ns == (10, 12, 20, 22)
+    assert pooled.stage("decode").first_call_ns == 77  # the latest run's
+
+    first_run = stages_run("r0", "c0", [stage_case(NUMPY, 1, n=3)])
+    first = (first_run, first_run.cases[0])
+    latest_run = stages_run("r1", "c0", [stage_case(NUMPY, 2, n=5, memory_peak=200 * 2**20)])
+    latest = (latest_run, latest_run.cases[0])
+    run, case, n = pool_cases([first, latest])
+    assert run is latest_run and n == 2 and case.memory == latest[1].memory
+    assert all(s.n == 8 for s in case.series)
+    other_host = dataclasses.replace(first[0], environment=dataclasses.replace(first[0].environment,
+                                                                               hostname="elsewhere"))
+    assert not poolable((other_host, first[1]), latest)
+    assert pool_cases([(other_host, first[1]), latest]) == (latest_run, latest[1], 1)

@@ -6,9 +6,11 @@
 A RESULT is a result file, a directory of them, a run id (or unique prefix) under ``--results``, or a
 pytest-benchmark JSON file. ``--base`` / ``--head`` take several RESULTs each (e.g. the stages run and
 the parity run of one commit); each ``--history`` RESULT is one entry (a directory holds a whole
-entry). Profile runs (``perfkit profile``) are listed with links to their flame graphs. The markdown
-goes to ``--out`` (plots beside it, in ``<name>_plots/``) or to stdout; the same
-stored results always give the same markdown. With ``--fail-on-regression`` the exit status is 1 when
+entry). Repeated runs of one case that timed the same code on the same host are pooled, their samples
+concatenated (:mod:`perfkit.store.pooling`): run a comparison twice and pass both runs per side for
+more worker processes behind every median. Profile runs (``perfkit profile``) are listed with links
+to their flame graphs. The markdown goes to ``--out`` (plots beside it, in ``<name>_plots/``) or to
+stdout; the same stored results always give the same markdown. With ``--fail-on-regression`` the exit status is 1 when
 a stage's verdict in the last step is *slower* and its p-value survives the Holm correction over every
 stage comparison of that step (:func:`perfkit.report.journal.holm_threshold`), or the head fails
 parity; a *slower* that does not survive it is printed, not failing.
@@ -38,7 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "Before / "
         "After / Delta / Speedup with confidence intervals and verdicts, totals, cumulative speedup, "
         "the parity line under every table, the environment and the plots. A RESULT is a result file, "
-        "a directory of them, a run id (prefix) under --results, or a pytest-benchmark JSON file.",
+        "a directory of them, a run id (prefix) under --results, or a pytest-benchmark JSON file. Repeated "
+        "runs of one case that timed the same code (source hash) on the same host are pooled: pass both "
+        "runs of a comparison made twice, per side, and every statistic is over the samples of both.",
     )
     p.add_argument("--base", nargs="+", metavar="RESULT", help="the results before the change")
     p.add_argument("--head", nargs="+", metavar="RESULT", help="the results after the change")

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..measure.verdict import DEFAULT_ALPHA, DEFAULT_BOOTSTRAP, DEFAULT_MIN_EFFECT, Verdict
+from ..store.pooling import pool_cases
 from ..store.records import CaseRecord, Run
 from . import units
 from .environment_block import environment_block
@@ -84,13 +85,24 @@ def _threads(run: Run) -> str:
     return "" if t is None else str(t)
 
 
-def timing_cases(results: ResultSet) -> dict[CaseKey, tuple[Run, CaseRecord]]:
-    """Every timing case of the results by key; a later run of the same key replaces an earlier one."""
-    out: dict[CaseKey, tuple[Run, CaseRecord]] = {}
+def _cases_by_key(results: ResultSet) -> dict[CaseKey, list[tuple[Run, CaseRecord]]]:
+    out: dict[CaseKey, list[tuple[Run, CaseRecord]]] = {}
     for run in results.timing_runs():
         for case in run.cases:
-            out[(run.suite, case.variant, case.case.name, _threads(run))] = (run, case)
+            out.setdefault((run.suite, case.variant, case.case.name, _threads(run)), []).append((run, case))
     return out
+
+
+def timing_cases(results: ResultSet) -> dict[CaseKey, tuple[Run, CaseRecord]]:
+    """Every timing case of the results by key. Runs of one key that timed the same code on the same host
+    are pooled (:func:`perfkit.store.pooling.pool_cases`: their samples concatenated); a later run of other
+    code replaces the earlier ones."""
+    return {key: pool_cases(records)[:2] for key, records in _cases_by_key(results).items()}
+
+
+def pooled_runs(results: ResultSet) -> int:
+    """The most runs pooled into any one case of ``results`` (1: no pooling)."""
+    return max((pool_cases(records)[2] for records in _cases_by_key(results).values()), default=1)
 
 
 def key_heading(key: CaseKey) -> str:
@@ -115,6 +127,13 @@ def _method(alpha: float, min_effect: float) -> str:
         "enter them. Rows of a variant that failed parity against the float64 NumPy reference are marked "
         f"{INVALID}."
     )
+
+
+def _pooling_note(pooled: Sequence[tuple[str, int]]) -> str:
+    counts = ", ".join(f"{md(label)}: {n} runs" for label, n in pooled)
+    return ("Repeated runs are pooled: where an entry holds several runs of one case that timed the same code "
+            "(source hash) on the same host, every statistic below is taken over the samples of all of them "
+            f"({counts}); a run of other code replaces the earlier ones.")
 
 
 def _entries_table(entries: Sequence[JournalEntry]) -> str:
@@ -336,6 +355,9 @@ def render_journal(
         "gives the same text."
     )
     doc.add(_entries_table(entries))
+    pooled = [(e.label, n) for e in entries if (n := pooled_runs(e.results)) > 1]
+    if pooled:
+        doc.add(_pooling_note(pooled))
     doc.add(_method(DEFAULT_ALPHA, DEFAULT_MIN_EFFECT))
 
     slower: list[tuple[float, str]] = []
