@@ -14,9 +14,10 @@ at float32 rounding level either way.
 
 numba is imported lazily: this module imports, and the backend registers and lists, without it;
 :meth:`NumbaBackend.check_available` then says why it cannot run. Kernels compile on their first
-call and are cached on disk (``cache=True``), so only the first call of a fresh installation pays
-the compile time, and that cost lands on the first call of a run (the measurement engine reports it
-as first-call time, apart from the samples). Nothing compiles after the first call: one call
+call and are cached on disk (``cache=True``, in a directory versioned by this package's source, see
+:mod:`.jit`), so only the first call of a fresh installation, or the first after a change, pays the
+compile time, and that cost lands on the first call of a run (the measurement engine reports it as
+first-call time, apart from the samples). Nothing compiles after the first call: one call
 compiles every kernel for every input length. ``runner.warmup()`` compiles eagerly, for callers
 that want it at load.
 """
