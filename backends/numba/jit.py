@@ -36,7 +36,11 @@ from perfkit.measure.environment import source_hash
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: LLVM fast-math flags for elementwise kernels: FMA contraction only.
+ELEMENTWISE_FASTMATH = frozenset({"contract"})
+
 CACHE_PREFIX = "kernels-"
+"""Cache directories are ``__pycache__/kernels-<source hash>``."""
 
 
 def versioned_cache_dir(package: str | None = __package__, root: Path = Path(__file__).parent / "__pycache__"
@@ -73,10 +77,6 @@ def _njit(fn: F, **flags: Any) -> F:
         return numba.njit(cache=True, nogil=True, **flags)(fn)
     finally:
         numba.config.CACHE_DIR = saved
-
-#: LLVM fast-math flags for elementwise kernels: FMA contraction only.
-ELEMENTWISE_FASTMATH = frozenset({"contract"})
-
 
 def kernel(fn: F) -> F:
     """A serial kernel: ``njit(cache=True, nogil=True)``."""
