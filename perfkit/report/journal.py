@@ -93,16 +93,20 @@ def _cases_by_key(results: ResultSet) -> dict[CaseKey, list[tuple[Run, CaseRecor
     return out
 
 
+def pooled_cases(results: ResultSet) -> dict[CaseKey, tuple[Run, CaseRecord, int]]:
+    """Every timing case of the results by key, with the number of runs pooled into it. Runs of one key that
+    timed the same code on the same host are pooled (:func:`perfkit.store.pooling.pool_cases`: their samples
+    concatenated); a later run of other code replaces the earlier ones."""
+    return {key: pool_cases(records) for key, records in _cases_by_key(results).items()}
+
+
+def _without_counts(pooled: dict[CaseKey, tuple[Run, CaseRecord, int]]) -> dict[CaseKey, tuple[Run, CaseRecord]]:
+    return {key: (run, case) for key, (run, case, _) in pooled.items()}
+
+
 def timing_cases(results: ResultSet) -> dict[CaseKey, tuple[Run, CaseRecord]]:
-    """Every timing case of the results by key. Runs of one key that timed the same code on the same host
-    are pooled (:func:`perfkit.store.pooling.pool_cases`: their samples concatenated); a later run of other
-    code replaces the earlier ones."""
-    return {key: pool_cases(records)[:2] for key, records in _cases_by_key(results).items()}
-
-
-def pooled_runs(results: ResultSet) -> int:
-    """The most runs pooled into any one case of ``results`` (1: no pooling)."""
-    return max((pool_cases(records)[2] for records in _cases_by_key(results).values()), default=1)
+    """:func:`pooled_cases` without the run counts."""
+    return _without_counts(pooled_cases(results))
 
 
 def key_heading(key: CaseKey) -> str:
@@ -345,7 +349,8 @@ def render_journal(
     (:func:`perfkit.report.profiles.profile_links`) get a section linking their flame graphs."""
     if len(entries) < 2:
         raise ValueError("a journal needs at least two entries (a base and a head)")
-    per_entry = [timing_cases(e.results) for e in entries]
+    pooled_per_entry = [pooled_cases(e.results) for e in entries]
+    per_entry = [_without_counts(p) for p in pooled_per_entry]
     validities = [Validity(e.results.runs) for e in entries]
     doc = Document()
     first, last = entries[0], entries[-1]
@@ -355,7 +360,8 @@ def render_journal(
         "gives the same text."
     )
     doc.add(_entries_table(entries))
-    pooled = [(e.label, n) for e in entries if (n := pooled_runs(e.results)) > 1]
+    most = [max((n for _, _, n in p.values()), default=1) for p in pooled_per_entry]
+    pooled = [(e.label, n) for e, n in zip(entries, most, strict=True) if n > 1]
     if pooled:
         doc.add(_pooling_note(pooled))
     doc.add(_method(DEFAULT_ALPHA, DEFAULT_MIN_EFFECT))

@@ -91,12 +91,11 @@ def series_overhead(series: SeriesRecord, covered: SeriesRecord) -> Overhead | N
     """The overhead of ``series`` (per-stage) against ``covered`` (end to end), with its 99% interval."""
     if not series.n or not covered.n or not series.stages:
         return None
-    stats = [summarize(st.wall_ns) for st in series.stages]
+    samples = np.column_stack([np.asarray(st.wall_ns, dtype=np.float64) for st in series.stages])  # (n, k)
     end_to_end = np.asarray(covered.totals_ns(), dtype=np.float64)
-    estimate = stage_timing_overhead([s.median for s in stats], float(np.median(end_to_end)))
+    estimate = stage_timing_overhead(list(np.median(samples, axis=0)), float(np.median(end_to_end)))
     if not np.isfinite(estimate):
         return Overhead(estimate, math.nan, math.nan, 1 - DEFAULT_ALPHA)
-    samples = np.column_stack([np.asarray(st.wall_ns, dtype=np.float64) for st in series.stages])  # (n, k)
     low, high = overhead_interval(samples, end_to_end)
     return Overhead(estimate, low, high, 1 - DEFAULT_ALPHA)
 
