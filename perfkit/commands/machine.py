@@ -9,6 +9,7 @@ import sys
 from ..errors import InputError
 from ..measure.environment import HIGH_LOAD_PER_CPU
 from ..measure.peak import GEMM, MachinePeaks, cache_path, machine_peaks
+from ..measure.speed_check import check_speed, speed_ratios, speed_warning
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,7 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "float32 and bfloat16, and CUDA when available) and memory bandwidth (copy, triad), each "
                     "the best of several repetitions, cached per machine fingerprint (CPU, cores, threads, "
                     "library versions) under $PERFKIT_CACHE_DIR or ~/.cache/perfkit. Roofline columns of the "
-                    "reports compare against these numbers.",
+                    "reports compare against these numbers. Cached peaks are shown with a speed check: "
+                    "NumPy's float32 GEMM and copy measured again, briefly, as every run does before it "
+                    "records the peaks; a machine that has become slower or faster (a shared host) is "
+                    "warned about, and --refresh measures everything again.",
     )
     p.add_argument("--refresh", action="store_true", help="measure again even when cached")
     p.add_argument("--threads", type=int, help="compute threads (default: every usable CPU)")
@@ -35,7 +39,19 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(peaks.to_dict(), indent=1, sort_keys=True))
     else:
         print_peaks(peaks)
+        if peaks.from_cache:
+            print_speed_check(peaks)
     return 0
+
+
+def print_speed_check(peaks: MachinePeaks) -> None:
+    """Cached peaks: measure NumPy's GEMM and copy again (2 to 3 s) and say whether they still hold."""
+    print("checking the speed against the cached peaks …", file=sys.stderr, flush=True)
+    checks = check_speed(peaks)
+    print(speed_ratios(checks))
+    warning = speed_warning(checks)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def print_peaks(peaks: MachinePeaks) -> None:

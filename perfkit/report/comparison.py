@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..measure.speed_check import recorded_checks, speed_note
 from ..measure.stats import summarize
 from ..measure.verdict import Comparison, Verdict
 from ..run.summary import summarize_case
@@ -186,6 +187,9 @@ class _Builder:
                 self.doc.add(timing_table(timings[v], flops, INVALID if inv else "", roof))
                 if roof:
                     self.doc.add(PEAK_NOTE)
+                    stale = speed_note(recorded_checks(by_case[case_name][v][0].settings))
+                    if stale:
+                        self.doc.add(stale)
                 frames = int(case.case.param("frames", 0))
                 extra = []
                 if suite == "generator" and frames:

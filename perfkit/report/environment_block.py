@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..measure.speed_check import recorded_checks, speed_ratios
 from ..store.records import Run
 from . import units
 from .escape import md
@@ -58,10 +59,14 @@ def environment_lines(run: Run) -> list[str]:
 
 
 def run_conditions(run: Run) -> str:
-    """What changes from run to run: the load average when it started and the pre-flight warnings."""
+    """What changes from run to run: the load average when it started, the speed check against the cached
+    peaks (:mod:`perfkit.measure.speed_check`) and the pre-flight warnings."""
     parts = []
     if run.environment.load_avg:
         parts.append("load average " + " ".join(f"{x:.2f}" for x in run.environment.load_avg))
+    speed = speed_ratios(recorded_checks(run.settings))
+    if speed:
+        parts.append(md(speed))
     if run.warnings:
         parts.append("warnings: " + "; ".join(md(w) for w in run.warnings))
     return f"{md(run.run_id)} ({md(run.suite)}, {md(run.started_utc)}): " + (

@@ -52,6 +52,7 @@ from ..errors import InputError
 from ..measure.environment import Environment, capture_environment, preflight_warnings, source_hash
 from ..measure.peak import recorded_peaks
 from ..measure.protocol import should_stop
+from ..measure.speed_check import checked_speed, speed_warning
 from ..measure.timers import TimerInfo
 from ..store.files import DEFAULT_RESULTS_DIR, new_run_id, write_run
 from ..store.records import (
@@ -446,6 +447,9 @@ def run_plan(plan: Plan, results_dir: str | os.PathLike[str] | None = DEFAULT_RE
     env = environment or environment_for(plan)
     warnings = preflight_warnings(env, plan.settings.threads)
     peaks = recorded_peaks(plan.settings.threads)
+    speed = checked_speed(peaks) if peaks else ()
+    if speed_warning(speed):
+        warnings.append(speed_warning(speed))
     obs.run_started(plan, warnings)
     engine = _Engine(plan, obs)
     status = RUN_COMPLETE
@@ -468,7 +472,8 @@ def run_plan(plan: Plan, results_dir: str | os.PathLike[str] | None = DEFAULT_RE
                 perfkit_version=_perfkit_version(), command=tuple(command), protocol=plan.protocol.to_dict(),
                 settings={**plan.settings.to_dict(), "memory_pass": plan.memory,
                           "variants": [r.to_dict() for r in plan.variants],
-                          **({"machine_peaks": peaks} if peaks else {})},
+                          **({"machine_peaks": peaks, "machine_speed": [c.to_dict() for c in speed]}
+                             if peaks else {})},
                 environment=env, warnings=tuple(warnings), skipped=plan.skipped, cases=tuple(engine.records),
             )
             path = write_run(run, results_dir) if results_dir is not None else None
