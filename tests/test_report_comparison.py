@@ -88,6 +88,27 @@ def test_plot_functions_write_png_and_svg_deterministically(tmp_path: Path) -> N
     assert all(p.parent == tmp_path and p.stat().st_size > 1000 for p in written)
 
 
+def test_a_report_without_plots_does_not_import_matplotlib() -> None:
+    """``--no-plots`` (no ``plots_dir``) renders the whole report without importing matplotlib; the first
+    plot imports it. A fresh interpreter, since this one has plotted already."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from perfkit.report.comparison import render_comparison\n"
+        "from perfkit.report.sources import load_results\n"
+        f"md = render_comparison(load_results([{str(FIXTURES / 'head')!r}])).markdown\n"
+        "assert '## Vocoder per stage' in md and '## Memory' in md, md[:300]\n"
+        "print('matplotlib' in sys.modules)\n"
+        "from perfkit.report import plots\n"
+        "plots._figure()\n"
+        "print('matplotlib' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "True"]
+
+
 def test_memory_configurations_sort_by_frames_as_numbers_and_plot_short_labels() -> None:
     from perfkit.report.memory_tables import configuration_key, short_configuration
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from perfkit.measure import speed_check
@@ -14,6 +16,7 @@ from perfkit.measure.speed_check import (
     remeasure,
     speed_note,
     speed_ratios,
+    speed_shift,
     speed_warning,
 )
 
@@ -160,3 +163,58 @@ def test_perfkit_machine_shows_the_speed_check_for_cached_peaks(cli, tmp_path, m
     assert "warning: this machine runs slower than when its peaks were measured" in err
     code, out, _ = cli("machine", "--json")
     assert code == 0 and "speed against" not in out  # the JSON is the cached entry, unchanged
+
+
+def _checks(gemm_now: float, copy_now: float = 19.0) -> tuple[SpeedCheck, ...]:
+    return check_speed(_peaks(), Rates(gemm=gemm_now, copy=copy_now))
+
+
+def test_speed_shift_names_the_kernels_that_ran_at_another_speed_on_each_side():
+    """Each side's rate is the median over its runs; only kernels outside the tolerance are named."""
+    shift = speed_shift([_checks(146.0), _checks(140.0), _checks(150.0)], [_checks(48.5)])
+    assert shift.startswith("**The machine ran at another speed for the two sides' runs**")
+    assert "NumPy float32 GEMM 146.0 GFLOP/s before, 48.5 after (0.33x)" in shift
+    assert "copy" not in shift and "--base-source" in shift
+    assert speed_shift([_checks(146.0)], [_checks(146.0 * 1.2)]) == ""  # within the tolerance
+    assert speed_shift([_checks(146.0)], [()]) == ""  # the other side's run predates the check
+    other_size = MachinePeaks(_fp(), CACHED_UTC, (_m(GEMM, NUMPY, "float32", 146.0, 1024),))
+    assert speed_shift([_checks(146.0)], [check_speed(other_size, Rates(gemm=10.0))]) == ""  # another kernel
+
+
+def test_a_journal_across_runs_at_different_speeds_says_so_and_an_interleaved_one_does_not():
+    from synthetic_runs import NUMPY as NUMPY_VARIANT
+    from synthetic_runs import stage_case, stages_run
+
+    from perfkit.report.journal import JournalEntry, render_journal
+    from perfkit.report.sources import ResultSet
+
+    def side(run_id: str, commit: str, gemm_now: float, seed: int) -> ResultSet:
+        run = stages_run(run_id, commit, [stage_case(NUMPY_VARIANT, seed)])
+        settings = {**run.settings, "machine_speed": [c.to_dict() for c in _checks(gemm_now)]}
+        return ResultSet.of([dataclasses.replace(run, settings=settings)])
+
+    apart = render_journal([JournalEntry("before", side("b", "aaaa", 146.0, 1)),
+                            JournalEntry("after", side("h", "bbbb", 48.5, 2))]).markdown
+    summary = apart.split("## Summary", 1)[1].split("\n## ", 1)[0]
+    assert "**The machine ran at another speed for the two sides' runs**" in summary
+    assert "speed against the cached peaks: NumPy float32 GEMM 33%" in apart  # the environment block
+    together = render_journal([JournalEntry("before", side("b", "aaaa", 146.0, 1)),
+                               JournalEntry("after", side("h", "bbbb", 146.0, 2))]).markdown
+    assert "another speed" not in together
+
+
+def test_a_stage_above_its_peak_says_the_peak_is_stale():
+    """The four-way run of this session: torch's block 0 residual units at 141% of a peak cached in a slow
+    moment. Below 100% nothing is said."""
+    from perfkit.measure.peak import roofline
+    from perfkit.model.flops import StageCost
+    from perfkit.report.comparison import above_peak_note
+
+    peaks = _peaks()  # torch float32 150 GFLOP/s, bandwidth 21.4 GB/s
+    cost = StageCost(45 * 10**9, 10**8, 10**8)  # compute-bound
+    fast = roofline(cost, 45 / (1.41 * 150.0), peaks, "float32", TORCH)
+    slow = roofline(cost, 1.0, peaks, "float32", TORCH)
+    note = above_peak_note({"block_0.resunits": fast, "decode": slow})
+    assert note.startswith("**Above the measured peak**: block 0 resunits reached 141% of it.")
+    assert "perfkit machine --refresh" in note
+    assert above_peak_note({"decode": slow}) == "" and above_peak_note({}) == ""

@@ -24,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from .peak import COPY, GEMM, NUMPY, MachinePeaks, PeakMeasurement, measure_bandwidth, measure_gemm
 
 #: Largest factor between the speed now and the cached peak that passes without a warning.
@@ -155,3 +157,34 @@ def speed_note(checks: Sequence[SpeedCheck]) -> str:
             f"{', '.join(f'{100 * c.ratio:.0f}% ({c.label})' for c in checks)} of the peaks cached "
             f"{checks[0].cached_utc}, so its % peak figures are off by about that factor "
             "(`perfkit machine --refresh` measures them again).")
+
+
+def side_rates(runs_checks: Sequence[Sequence[SpeedCheck]]) -> dict[tuple[str, int, int], tuple[float, str]]:
+    """One side of a comparison: per checked kernel ``(label, size, threads)`` the median of its runs'
+    ``now`` rates, with the unit. Kernels of other sizes or thread counts are other kernels."""
+    rates: dict[tuple[str, int, int], list[float]] = {}
+    units: dict[tuple[str, int, int], str] = {}
+    for checks in runs_checks:
+        for c in checks:
+            key = (c.label, c.size, c.threads)
+            rates.setdefault(key, []).append(c.now)
+            units[key] = c.unit
+    return {k: (float(np.median(v)), units[k]) for k, v in rates.items()}
+
+
+def speed_shift(before: Sequence[Sequence[SpeedCheck]], after: Sequence[Sequence[SpeedCheck]]) -> str:
+    """Whether the machine ran at another speed for one side's runs than for the other's (the speed checks
+    of each side's runs, :func:`side_rates`): a sentence naming each kernel whose ``after / before`` rate
+    leaves the tolerance, empty when none does or the sides share no checked kernel."""
+    a, b = side_rates(before), side_rates(after)
+    shifted = []
+    for key in sorted(set(a) & set(b)):
+        (rate_a, unit), (rate_b, _) = a[key], b[key]
+        ratio = rate_b / rate_a if rate_a > 0 else float("nan")
+        if not 1 / SPEED_TOLERANCE <= ratio <= SPEED_TOLERANCE:
+            shifted.append(f"{key[0]} {rate_a:.1f} {unit} before, {rate_b:.1f} after ({ratio:.2f}x)")
+    if not shifted:
+        return ""
+    return ("**The machine ran at another speed for the two sides' runs** (speed checks when they started: "
+            f"{'; '.join(shifted)}), so a difference between the sides is partly the machine's. Measure both "
+            "sides in one interleaved run (`perfkit compare … --base-source WORKTREE`).")

@@ -12,10 +12,11 @@ A variant that failed parity keeps its numbers, marked INVALID in every table an
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..measure.peak import Roofline
 from ..measure.speed_check import recorded_checks, speed_note
 from ..measure.stats import summarize
 from ..measure.verdict import Comparison, Verdict
@@ -32,7 +33,7 @@ from .parity_tables import parity_stage_table, parity_summary_table, tolerance_t
 from .rtf_tables import BATCH_NOTE, RTF_NOTE, audio_seconds, batch_of, rtf_batch_table, rtf_sweep_table, rtf_table
 from .sources import ResultSet
 from .stage_tables import confidence_label, speedup_interval, timing_table
-from .stage_work import percent_of_peak, stage_costs
+from .stage_work import percent_cell, stage_costs, stage_rooflines
 from .streaming_tables import streaming_table
 from .timing import CaseTiming, case_timing, compare_rows, overhead_sentence
 from .validity import INVALID, Validity, parity_line
@@ -87,6 +88,19 @@ def _variant_order(results: ResultSet, preferred: Sequence[str]) -> list[str]:
 PEAK_NOTE = ("% peak: achieved rate over this machine's measured peak (`perfkit machine`, recorded with the "
              "run): C = compute-bound stage, of the GEMM peak of the library the backend competes with in its "
              "dtype; M = memory-bound stage, of the memory bandwidth.")
+
+
+def above_peak_note(rooflines: Mapping[str, Roofline]) -> str:
+    """A sentence when a stage ran above 100% of its peak: the peak was measured when the machine was
+    slower than during this run (a shared host), so every % peak of the run reads too high."""
+    over = [(stage, r.percent_of_peak) for stage, r in rooflines.items() if r.percent_of_peak > 100]
+    if not over:
+        return ""
+    stage, pct = max(over, key=lambda x: x[1])
+    return (f"**Above the measured peak**: {plain_stage_label(stage)} reached {pct:.0f}% of it. The peak was "
+            "most likely measured when this machine was slower than during this run (a shared host), and "
+            "every % peak here reads too high (`perfkit machine --refresh` on a quiet machine measures it "
+            "again).")
 
 
 def stage_medians(timing: CaseTiming) -> dict[str, float]:
@@ -182,12 +196,13 @@ class _Builder:
                 inv = self.invalid(v, case.case.preset)
                 self.doc.heading(4, md(v))
                 costs = stage_costs(case, suite)
-                roof = percent_of_peak(case, costs, stage_medians(timings[v]), peaks[v])
+                lines = stage_rooflines(case, costs, stage_medians(timings[v]), peaks[v])
+                roof = {stage: percent_cell(r) for stage, r in lines.items()}
                 flops = {k: c.flops for k, c in costs.items()}
                 self.doc.add(timing_table(timings[v], flops, INVALID if inv else "", roof))
                 if roof:
                     self.doc.add(PEAK_NOTE)
-                    stale = speed_note(recorded_checks(by_case[case_name][v][0].settings))
+                    stale = speed_note(recorded_checks(by_case[case_name][v][0].settings)) or above_peak_note(lines)
                     if stale:
                         self.doc.add(stale)
                 frames = int(case.case.param("frames", 0))

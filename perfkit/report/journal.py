@@ -4,7 +4,9 @@ An entry of the log compares two sets of results (base -> head): for every case 
 sides — matched by suite, backend variant, case and thread setting — a per-stage table with Before /
 After / Delta / Speedup, the bootstrap CI of the speedup and the verdict of
 :func:`perfkit.measure.verdict.compare_samples` (non-significant changes shown as such), the total and
-the cumulative speedup against the first baseline, and the parity line under every table. A history
+the cumulative speedup against the first baseline, and the parity line under every table. When the
+speed checks of one side's runs (:mod:`perfkit.measure.speed_check`) differ from the other side's beyond
+the tolerance, the summary says that the machine ran at another speed for them. A history
 (``--history A B C …``) is a sequence of such entries, each against its predecessor, plus a history
 table. Then the memory, RTF and streaming tables where those suites were run, the py-spy profiles
 (``perfkit profile`` runs, with links to their flame graphs), the environment block, and links to the
@@ -20,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ..measure.speed_check import recorded_checks, speed_shift
 from ..measure.verdict import DEFAULT_ALPHA, DEFAULT_BOOTSTRAP, DEFAULT_MIN_EFFECT, Verdict
 from ..store.pooling import pool_cases
 from ..store.records import CaseRecord, Run
@@ -388,6 +391,11 @@ def render_journal(
             + "; ".join(f"{key_heading(k)} ({'after' if k in per_entry[-1] else 'before'})" for k in only)
             + "."
         )
+    for step in steps:
+        shift = speed_shift([recorded_checks(r.settings) for r in step.base.results.runs],
+                            [recorded_checks(r.settings) for r in step.head.results.runs])
+        if shift:
+            doc.add(shift if len(steps) == 1 else f"{md(step.base.label)} -> {md(step.head.label)}: {shift}")
     if len(entries) > 2:
         doc.heading(2, "History")
         doc.add(_history_table(entries, per_entry))

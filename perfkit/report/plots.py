@@ -10,22 +10,19 @@ Each function returns the paths written (PNG first).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
+from .escape import plot_text, safe_filename
 
-matplotlib.use("Agg", force=False)
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-from matplotlib import rcParams  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .escape import plot_text, safe_filename  # noqa: E402
-
-rcParams["svg.hashsalt"] = "perfkit"
 DPI = 110
 _PNG_META = {"Software": None}
 _SVG_META = {"Date": None, "Creator": None}
@@ -42,6 +39,25 @@ class Band:
     high: float
 
 
+@functools.cache
+def _matplotlib() -> Any:
+    """matplotlib on the Agg canvas with a fixed SVG hash salt, imported on the first plot (a report
+    written with ``--no-plots`` never pays for the import, about a second)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    matplotlib.rcParams["svg.hashsalt"] = "perfkit"
+    return matplotlib
+
+
+def _figure(**kwargs: Any) -> Figure:
+    """A ``matplotlib.figure.Figure`` (object API: pyplot's global state is never touched)."""
+    _matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(**kwargs)
+
+
 def _save(fig: Figure, directory: str | os.PathLike[str], stem: str) -> list[Path]:
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -53,7 +69,7 @@ def _save(fig: Figure, directory: str | os.PathLike[str], stem: str) -> list[Pat
 
 
 def _colors(n: int) -> list:
-    cmap = matplotlib.colormaps["tab20" if n > 10 else "tab10"]
+    cmap = _matplotlib().colormaps["tab20" if n > 10 else "tab10"]
     return [cmap(i % cmap.N) for i in range(n)]
 
 
@@ -85,7 +101,7 @@ def stage_bars(
 ) -> list[Path]:
     """One stacked bar per variant (``medians_ms[variant][stage]``), a segment per stage, in order."""
     variants = list(medians_ms)
-    fig = Figure(figsize=(max(6.0, 1.4 * len(variants) + 4), 5.0))
+    fig = _figure(figsize=(max(6.0, 1.4 * len(variants) + 4), 5.0))
     ax = fig.add_subplot()
     bottoms = [0.0] * len(variants)
     for stage, color in zip(stages, _colors(len(stages)), strict=True):
@@ -120,7 +136,7 @@ def rtf_vs_length(
     invalid: Sequence[str] = (),
 ) -> list[Path]:
     """RTF (wall / audio, lower is better) against audio seconds, one line per variant with its IQR band."""
-    fig = Figure(figsize=(7.0, 4.5))
+    fig = _figure(figsize=(7.0, 4.5))
     ax = fig.add_subplot()
     for (variant, points), color in zip(series.items(), _colors(len(series)), strict=True):
         pts = sorted(points, key=lambda b: b.x)
@@ -163,7 +179,7 @@ def speedup_heatmap(
             if x is not None and x > 0 and math.isfinite(x):
                 data[i, j] = math.log2(x)
     lim = max(1.0, float(np.nanmax(np.abs(data))) if np.isfinite(data).any() else 1.0)
-    fig = Figure(figsize=(max(6.0, 0.7 * len(stages) + 3), max(2.5, 0.6 * len(variants) + 1.8)))
+    fig = _figure(figsize=(max(6.0, 0.7 * len(stages) + 3), max(2.5, 0.6 * len(variants) + 1.8)))
     ax = fig.add_subplot()
     im = ax.imshow(data, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
     for i in range(len(variants)):
@@ -189,7 +205,7 @@ def memory_bars(
 
     ``values[variant][config] = (baseline, weights, working)``."""
     rows = [(c, v) for c in configs for v in values if c in values[v]]
-    fig = Figure(figsize=(9.0, max(2.5, 0.45 * len(rows) + 1.5)))
+    fig = _figure(figsize=(9.0, max(2.5, 0.45 * len(rows) + 1.5)))
     ax = fig.add_subplot()
     parts = (("baseline", "#bbbbbb"), ("weights", "#6baed6"), ("working", "#fd8d3c"))
     left = [0.0] * len(rows)
@@ -219,7 +235,7 @@ def first_chunk_latency(
     invalid: Sequence[str] = (),
 ) -> list[Path]:
     """First-chunk latency (ms, median with IQR band) against chunk size (frames), one line per variant."""
-    fig = Figure(figsize=(7.0, 4.5))
+    fig = _figure(figsize=(7.0, 4.5))
     ax = fig.add_subplot()
     for (variant, points), color in zip(series.items(), _colors(len(series)), strict=True):
         pts = sorted(points, key=lambda b: b.x)
@@ -250,7 +266,7 @@ def history_line(
 ) -> list[Path]:
     """Total time of each case across the journal's entries (commits), relative to the case's first
     measured entry (median with IQR band; below 1 is faster), so cases of any size share one axis."""
-    fig = Figure(figsize=(max(7.0, 0.9 * len(labels) + 5), 4.5))
+    fig = _figure(figsize=(max(7.0, 0.9 * len(labels) + 5), 4.5))
     ax = fig.add_subplot()
     for (name, points), color in zip(series.items(), _colors(len(series)), strict=True):
         pts = [(i, p) for i, p in enumerate(points) if p is not None]

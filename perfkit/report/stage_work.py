@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PerfkitError
+from ..measure.peak import Roofline
 from ..model.flops import StageCost
 from ..store.records import CaseRecord
 
@@ -73,12 +74,11 @@ def _generator(case: CaseRecord, frames: int, b: int) -> dict[str, StageCost]:
             "vocoder": vocoder}
 
 
-def percent_of_peak(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns: Mapping[str, float],
-                    peaks: Mapping[str, Any] | None) -> dict[str, str]:
-    """``{stage: "41% C"}`` for each of ``costs`` (:func:`stage_costs`): the stage's share of the machine's
-    peak, ``C`` compute-bound (of the GEMM peak of the library the backend competes with, in its compute
-    dtype), ``M`` memory-bound (of the measured bandwidth). ``{}`` when the run recorded no peaks or none
-    fits the case's dtype/library."""
+def stage_rooflines(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns: Mapping[str, float],
+                    peaks: Mapping[str, Any] | None) -> dict[str, Roofline]:
+    """The :class:`~perfkit.measure.peak.Roofline` of each of ``costs`` (:func:`stage_costs`) at its median,
+    against the GEMM peak of the library the backend competes with in its compute dtype and the measured
+    bandwidth. ``{}`` when the run recorded no peaks or none fits the case's dtype/library."""
     from ..measure.peak import MachinePeaks, peak_library, roofline
 
     if not peaks:
@@ -91,17 +91,28 @@ def percent_of_peak(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns
     library = peak_library(case.backend, case.device)
     if not machine.has_gemm(library, dtype):
         return {}
-    out: dict[str, str] = {}
+    out: dict[str, Roofline] = {}
     for stage, cost in costs.items():
         median = medians_ns.get(stage)
         if not cost.flops or not median or median <= 0:
             continue
         try:
-            r = roofline(cost, median / 1e9, machine, dtype, library)
+            out[stage] = roofline(cost, median / 1e9, machine, dtype, library)
         except (PerfkitError, ValueError):
             return {}
-        out[stage] = f"{r.percent_of_peak:.0f}% {'C' if r.bound == 'compute' else 'M'}"
     return out
+
+
+def percent_cell(r: Roofline) -> str:
+    """``"41% C"``: the share of the peak, ``C`` compute-bound (of the GEMM peak), ``M`` memory-bound (of
+    the bandwidth)."""
+    return f"{r.percent_of_peak:.0f}% {'C' if r.bound == 'compute' else 'M'}"
+
+
+def percent_of_peak(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns: Mapping[str, float],
+                    peaks: Mapping[str, Any] | None) -> dict[str, str]:
+    """``{stage: "41% C"}`` (:func:`percent_cell`) for each of :func:`stage_rooflines`."""
+    return {stage: percent_cell(r) for stage, r in stage_rooflines(case, costs, medians_ns, peaks).items()}
 
 
 def gflops(flops: int | None, median_ns: float | None) -> float | None:
