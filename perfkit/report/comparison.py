@@ -91,8 +91,9 @@ PEAK_NOTE = ("% peak: achieved rate over this machine's measured peak (`perfkit 
 
 
 def above_peak_note(rooflines: Mapping[str, Roofline]) -> str:
-    """A sentence when a stage ran above 100% of its peak: the peak was measured when the machine was
-    slower than during this run (a shared host), so every % peak of the run reads too high."""
+    """A sentence when a stage ran above 100% of its peak (the one that ran furthest above it): the peak was
+    most likely measured when the machine was slower than during this run, which a speed check at the
+    start of a long run on a drifting host can miss, so every % peak of the run reads too high."""
     over = [(stage, r.percent_of_peak) for stage, r in rooflines.items() if r.percent_of_peak > 100]
     if not over:
         return ""
@@ -196,13 +197,14 @@ class _Builder:
                 inv = self.invalid(v, case.case.preset)
                 self.doc.heading(4, md(v))
                 costs = stage_costs(case, suite)
-                lines = stage_rooflines(case, costs, stage_medians(timings[v]), peaks[v])
-                roof = {stage: percent_cell(r) for stage, r in lines.items()}
+                rooflines = stage_rooflines(case, costs, stage_medians(timings[v]), peaks[v])
+                roof = {stage: percent_cell(r) for stage, r in rooflines.items()}
                 flops = {k: c.flops for k, c in costs.items()}
                 self.doc.add(timing_table(timings[v], flops, INVALID if inv else "", roof))
                 if roof:
                     self.doc.add(PEAK_NOTE)
-                    stale = speed_note(recorded_checks(by_case[case_name][v][0].settings)) or above_peak_note(lines)
+                    checks = recorded_checks(by_case[case_name][v][0].settings)
+                    stale = speed_note(checks) or above_peak_note(rooflines)
                     if stale:
                         self.doc.add(stale)
                 frames = int(case.case.param("frames", 0))

@@ -19,6 +19,10 @@ For each case, in plan order:
    :func:`~perfkit.measure.protocol.should_stop` says so, and its workers are closed;
 3. with ``plan.memory``, each variant that measured cleanly gets a memory pass in a fresh worker.
 
+Before the first case, when ``perfkit machine`` has cached this machine's peaks, the run records them
+with a speed check (:mod:`perfkit.measure.speed_check`: two of them measured again, once per process),
+and peaks the machine no longer reaches, or now exceeds, become a pre-flight warning.
+
 A variant with a ``source`` (another source tree, :mod:`perfkit.run.source_tree`) runs in a worker
 that imports that tree's code; its worker is first asked ``hello``, and one that says it imported
 perfkit from anywhere else fails at set-up (a worker too old to know ``hello`` is taken as it is).
@@ -447,9 +451,10 @@ def run_plan(plan: Plan, results_dir: str | os.PathLike[str] | None = DEFAULT_RE
     env = environment or environment_for(plan)
     warnings = preflight_warnings(env, plan.settings.threads)
     peaks = recorded_peaks(plan.settings.threads)
-    speed = checked_speed(peaks) if peaks else ()
-    if speed_warning(speed):
-        warnings.append(speed_warning(speed))
+    speed = checked_speed(peaks) if peaks else ()  # the cached peaks measured again, briefly
+    stale = speed_warning(speed)
+    if stale:
+        warnings.append(stale)
     obs.run_started(plan, warnings)
     engine = _Engine(plan, obs)
     status = RUN_COMPLETE
