@@ -204,8 +204,8 @@ def test_a_journal_across_runs_at_different_speeds_says_so_and_an_interleaved_on
 
 
 def test_a_stage_above_its_peak_says_the_peak_is_stale():
-    """The four-way run of this session: torch's block 0 residual units at 141% of a peak cached in a slow
-    moment. Below 100% nothing is said."""
+    """The four-way run of this session: the official decoder's block 0 residual units at 141% of a peak
+    cached in a slow moment. Below 100% nothing is said."""
     from perfkit.measure.peak import roofline
     from perfkit.model.flops import StageCost
     from perfkit.report.comparison import above_peak_note

@@ -14,6 +14,11 @@ NumPy, so that a run's parent process still does not import torch. Each check is
 ``[1 / SPEED_TOLERANCE, SPEED_TOLERANCE]``. The cost is 2 to 3 s on the development machine (the GEMM's
 five products, and allocating and first touching the copy's two 256 MiB arrays), once per process:
 :func:`checked_speed` remembers the answer per cached entry.
+
+What the reports make of it: each run's conditions list the ratios (:func:`speed_ratios`); under a
+% peak column, a run whose peaks were stale says so (:func:`speed_note`); and a journal whose two sides
+were measured in separate runs at speeds further apart than the tolerance says that the machine, not
+only the change, differs between them (:func:`speed_shift`).
 """
 
 from __future__ import annotations
