@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import PerfkitError
-from ..measure.peak import Roofline
+from ..measure.peak import MachinePeaks, Roofline, peak_library, roofline
 from ..model.flops import StageCost
 from ..store.records import CaseRecord
 
@@ -79,8 +79,6 @@ def stage_rooflines(case: CaseRecord, costs: Mapping[str, StageCost], medians_ns
     """The :class:`~perfkit.measure.peak.Roofline` of each of ``costs`` (:func:`stage_costs`) at its median,
     against the GEMM peak of the library the backend competes with in its compute dtype and the measured
     bandwidth. ``{}`` when the run recorded no peaks or none fits the case's dtype/library."""
-    from ..measure.peak import MachinePeaks, peak_library, roofline
-
     if not peaks:
         return {}
     try:
