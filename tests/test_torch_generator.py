@@ -77,8 +77,8 @@ def test_bfloat16_logits_stay_close(models, frames):
 
 
 def test_frame_loop_linear_layouts_on_cpu(models):
-    """float32 on a CPU: every per-frame linear layer is oneDNN-packed, prefill-only ones stay strided
-    ``(in, out)``; bfloat16: every linear keeps torch's ``(out, in)`` for ``F.linear``."""
+    """float32 on a CPU: every linear layer is oneDNN-packed, the per-frame ones for one row, the prefill-only
+    ones for any; bfloat16: every linear keeps torch's ``(out, in)`` for ``F.linear``."""
     from perfkit.backends.torch.layers import onednn_packable
 
     runner = registry.create(SPEC).load_generator(models["tiny"])
@@ -87,14 +87,14 @@ def test_frame_loop_linear_layouts_on_cpu(models):
         frame_linears += [getattr(layer, n) for layer in stack.layers for n in ("qkv", "o", "gate_up", "down")]
     packed = "onednn" if onednn_packable(torch.float32, torch.device("cpu")) else "in_out"
     assert {lin.layout for lin in frame_linears} == {packed}
-    assert runner.text_fc1.layout == "in_out"  # prefill rows only
+    assert runner.text_fc1.layout == packed  # prefill rows only: packed for any row count
     bf16 = registry.create("torch:dtype=bfloat16").load_generator(models["tiny"])
     assert {lin.layout for lin in (bf16.codec_head, bf16.talker.layers[0].qkv, bf16.text_fc1)} == {"out_in"}
     assert bf16.codec_head.weight.shape == (models["tiny"].config.vocab_size, models["tiny"].config.hidden_size)
 
 
 @pytest.mark.parametrize("dtype,rows_hint,layout", [
-    ("float32", 1, "onednn"), ("float32", None, "in_out"), ("bfloat16", 1, "out_in"), ("bfloat16", None, "out_in"),
+    ("float32", 1, "onednn"), ("float32", None, "onednn"), ("bfloat16", 1, "out_in"), ("bfloat16", None, "out_in"),
 ])
 @pytest.mark.parametrize("rows", [1, 7])
 @pytest.mark.parametrize("bias", [False, True])

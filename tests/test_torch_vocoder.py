@@ -211,3 +211,105 @@ def test_bfloat16_to_host_is_float32(tiny_vocoder, tiny_codes):
     out = backend.to_host(runner.decode(runner.upload_codes(tiny_codes[:, :2])))
     assert out.dtype == np.float32 and out.shape == (2 * 1920,)
     assert backend.thread_settings()["torch"] >= 1
+
+
+def _gemm_linears(runner) -> list:
+    """Every :class:`Linear` of a torch vocoder: transposed and 1x1 convs, transformer, ConvNeXt layers."""
+    t = runner.transformer
+    out = [t.input_proj, t.output_proj]
+    out += [getattr(layer, n) for layer in t.layers for n in ("qkv", "o", "gate_up", "down")]
+    for up in runner.upsamples:
+        out += [up.tconv.linear, up.pwconv1, up.pwconv2]
+    for block in runner.blocks:
+        out += [block.tconv.linear, *[unit.conv2.linear for unit in block.units]]
+    return out
+
+
+def test_vocoder_gemms_are_onednn_packed_on_cpu(tiny_vocoder):
+    """float32 on a CPU: every GEMM-shaped layer runs on oneDNN's packed weight (faster than MKL's sgemm
+    on the vocoder's shapes here); bfloat16: torch's ``(out, in)`` for ``F.linear``."""
+    from perfkit.backends.torch.layers import onednn_packable
+
+    packed = "onednn" if onednn_packable(torch.float32, torch.device("cpu")) else "in_out"
+    f32 = _gemm_linears(registry.create("torch").load_vocoder(tiny_vocoder))
+    assert len(f32) > 10 and {lin.layout for lin in f32} == {packed}
+    bf16 = _gemm_linears(registry.create("torch:dtype=bfloat16").load_vocoder(tiny_vocoder))
+    assert {lin.layout for lin in bf16} == {"out_in"}
+
+
+def _linear_in(layout: str, weight: np.ndarray, bias: np.ndarray):
+    """``weight (out, in)`` as a :class:`Linear` of ``layout`` (``in_out``, CUDA's, built directly on the CPU)."""
+    from perfkit.backends.torch.layers import Linear, onednn_packable
+
+    cpu = torch.device("cpu")
+    if layout == "in_out":
+        return Linear(torch.from_numpy(weight.T.astype(np.float32).copy()),
+                      torch.from_numpy(bias.astype(np.float32)), "in_out")
+    if layout == "onednn" and not onednn_packable(torch.float32, cpu):
+        pytest.skip("this torch build has no oneDNN")
+    lin = Linear.from_matrix(weight, bias, torch.bfloat16 if layout == "out_in" else torch.float32, cpu)
+    assert lin.layout == layout
+    return lin
+
+
+@pytest.mark.parametrize("layout", ["in_out", "onednn", "out_in"])
+def test_linear_plus_adds_the_residual_in_every_layout(layout):
+    """``plus(x, r) = r + x W^T + b`` (float32: 1e-5; bfloat16: its rounding), ``r`` left unchanged."""
+    rng = np.random.default_rng(8)
+    weight, bias = rng.standard_normal((48, 32)), rng.standard_normal(48)
+    x, residual = rng.standard_normal((37, 32)), rng.standard_normal((37, 48))
+    lin = _linear_in(layout, weight, bias)
+    dtype = torch.bfloat16 if layout == "out_in" else torch.float32
+    r = torch.from_numpy(residual).to(dtype)
+    kept = r.clone()
+    with torch.inference_mode():
+        got = lin.plus(torch.from_numpy(x).to(dtype), r).double().numpy()
+    expected = residual + x @ weight.T + bias
+    tol = 1e-5 if dtype == torch.float32 else 0.05
+    np.testing.assert_allclose(got, expected, rtol=tol, atol=tol * np.abs(expected).max())
+    assert torch.equal(r, kept)
+
+
+@pytest.mark.parametrize("stride,k", [(2, 2), (3, 6), (4, 12)])  # m = k / stride: 1 (upsample), 2 (blocks), 3
+def test_conv_transpose_in_chunks_is_the_causal_conv_transpose(stride, k):
+    """The col2im ConvTranspose over two chunks (its tail carried) equals ``conv_transpose1d`` trimmed
+    by ``k - stride`` on the right (the official causal form), in float32."""
+    from perfkit.backends.torch.layers import CausalConvTranspose
+
+    rng = np.random.default_rng(stride)
+    cin, cout, length = 6, 5, 11
+    w = {"t.conv.weight": rng.standard_normal((cin, cout, k)), "t.conv.bias": rng.standard_normal(cout)}
+    x = rng.standard_normal((length, cin))
+    conv = CausalConvTranspose.pack(w, "t", stride, torch.float32, torch.device("cpu"))
+    out = torch.empty(length * stride, cout)
+    tail = conv.new_tail(torch.float32, torch.device("cpu"))
+    xt = torch.from_numpy(x).float()
+    with torch.inference_mode():
+        tail = conv(xt[:4], tail, out[: 4 * stride])
+        conv(xt[4:], tail, out[4 * stride:])
+        full = reference_conv_transpose(x, w["t.conv.weight"], w["t.conv.bias"], stride)
+    np.testing.assert_allclose(out.numpy(), full[: length * stride], rtol=1e-5, atol=1e-5)
+
+
+def reference_conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
+    """torch's own ``conv_transpose1d`` in float64 on ``x (L, Cin)`` -> ``(L*stride + k - stride, Cout)``."""
+    y = torch.nn.functional.conv_transpose1d(torch.from_numpy(x.T[None]), torch.from_numpy(weight),
+                                             torch.from_numpy(bias), stride=stride)
+    return y[0].numpy().T
+
+
+def test_convs_refuse_the_other_kernel_size():
+    """A k = 1 convolution is a PointwiseConv and a k > 1 one a CausalConv; each says so for the other."""
+    from perfkit.backends.torch.layers import CausalConv, PointwiseConv
+
+    rng = np.random.default_rng(0)
+    cpu = torch.device("cpu")
+    one = {"c.conv.weight": rng.standard_normal((4, 3, 1)), "c.conv.bias": rng.standard_normal(4)}
+    seven = {"c.conv.weight": rng.standard_normal((4, 3, 7)), "c.conv.bias": rng.standard_normal(4)}
+    with pytest.raises(ValueError, match="PointwiseConv"):
+        CausalConv.pack(one, "c", torch.float32, cpu)
+    with pytest.raises(ValueError, match="kernel 7"):
+        PointwiseConv.pack(seven, "c", torch.float32, cpu)
+    got = PointwiseConv.pack(one, "c", torch.float32, cpu)(torch.ones(2, 3))  # (L, Cin) -> (L, Cout)
+    expected = one["c.conv.weight"][:, :, 0].sum(axis=1) + one["c.conv.bias"]
+    np.testing.assert_allclose(got.numpy(), np.tile(expected, (2, 1)), rtol=1e-5)

@@ -2,9 +2,10 @@
 
 Time-major rows make every convolution GEMM-shaped without copies:
 
-- a causal Conv1d is a channels-last ``conv2d`` (oneDNN on the CPU, cuDNN on CUDA): the ``(L, C)``
-  buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no layout reorder happens on the way in or out;
-- a causal ConvTranspose1d with ``k = m * stride`` is one GEMM ``(L, Cin) @ (Cin, k*Cout)`` whose
+- a causal Conv1d with ``k > 1`` is a channels-last ``conv2d`` (oneDNN on the CPU, cuDNN on CUDA): the
+  ``(L, C)`` buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no layout reorder happens on the way in or out;
+- a Conv1d with ``k = 1`` is a :class:`Linear` over the rows;
+- a causal ConvTranspose1d with ``k = m * stride`` is one :class:`Linear` ``(L, Cin) -> (L, k*Cout)`` whose
   rows are already the output's ``(L, stride, Cout)`` blocks, then one shifted add (col2im);
 - the per-channel parameters (SnakeBeta, norms) broadcast along the contiguous last axis.
 
@@ -88,13 +89,103 @@ class SnakeBeta:
         return self.kernel(x, self.alpha_exp, self.inv_beta, torch.empty_like(x) if out is None else out)
 
 
+# --------------------------------------------------------------------------- dense layers
+def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
+    """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: float32 on a CPU build with
+    oneDNN (the bfloat16 packing needs AVX-512 or AVX-NE-CONVERT; CUDA has cuBLAS)."""
+    return (device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
+            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+
+
+def linear_layout(dtype: torch.dtype, device: torch.device) -> str:
+    """The weight layout :meth:`Linear.pack` picks (see :class:`Linear`)."""
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        return "out_in"
+    if onednn_packable(dtype, device):
+        return "onednn"
+    return "in_out"
+
+
+@dataclass(frozen=True)
+class Linear:
+    """``y = x @ W^T + b`` for ``W (out, in)`` (torch's), optional folded scale.
+
+    Three layouts of the weight (:func:`linear_layout`):
+
+    - ``onednn`` (float32 on a CPU): oneDNN's blocked layout of ``W``, reordered once at load (for
+      ``rows``-row inputs when the caller knows the count, else for any), applied by
+      ``torch.ops.mkldnn._linear_pointwise`` (the kernel ``torch.compile`` emits for frozen CPU linears).
+      For one row — the generator's per-frame layers, matrix-vector products bound by the weight bytes
+      read — this streams the weight with every thread, where MKL's ``sgemm`` with one row runs on one
+      (about 11 against 15 GB/s with two threads here; ``reports/optimizations/torch-onednn-gemv``). For
+      many rows — the vocoder's transposed and 1x1 convolutions, its transformer and ConvNeXt layers —
+      oneDNN's GEMM is faster than MKL's on this AMD CPU (the vocoder's shapes: 1.0–1.5x, the largest
+      gain on the widest transposed convolutions; ``reports/optimizations/torch-onednn-gemm``);
+    - ``in_out`` (CUDA, and CPU builds without oneDNN): ``weight (in, out)``, strided; ``x @ weight``
+      (``addmm`` with a bias) goes to cuBLAS / MKL;
+    - ``out_in`` (bfloat16 / float16 on a CPU): ``W`` as it is, through ``F.linear``, whose reduced-precision
+      kernels take the transposed operand (dot products along contiguous rows, float32 accumulation);
+      ``x @ W`` on the ``(in, out)`` layout falls back to a scalar loop where the CPU lacks AVX-512-BF16
+      (a one-row bfloat16 product of the talker's shapes: 0.4 against 12.6 GB/s here).
+
+    ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
+    """
+
+    weight: Tensor  # (in, out) strided; (out, in) strided or in oneDNN's layout
+    bias: Tensor | None  # (out,)
+    layout: str = "in_out"
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], name: str, dtype: torch.dtype, device: torch.device,
+             scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
+        """``w[name.weight] (out, in)``, ``w[name.bias]`` if present; ``rows``: the usual number of input
+        rows, when the caller knows it (``1`` in the frame loop)."""
+        return cls.from_matrix(w[f"{name}.weight"], w.get(f"{name}.bias"), dtype, device, scale, rows)
+
+    @classmethod
+    def from_matrix(cls, weight: np.ndarray, bias: np.ndarray | None, dtype: torch.dtype, device: torch.device,
+                    scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
+        """``weight (out, in)``, ``bias (out,)`` or ``None``, as :meth:`pack` takes them from a mapping."""
+        weight = np.asarray(weight, dtype=np.float64)
+        bias = None if bias is None else np.asarray(bias, dtype=np.float64)
+        if scale is not None:
+            g = np.asarray(scale, dtype=np.float64)
+            weight = weight * g[:, None]
+            bias = None if bias is None else bias * g
+        b = None if bias is None else to_tensor(bias, dtype, device)
+        layout = linear_layout(dtype, device)
+        if layout == "onednn":
+            return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, layout)
+        return cls(to_tensor(weight if layout == "out_in" else weight.T, dtype, device), b, layout)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x (L, in)`` -> ``(L, out)``."""
+        if self.layout == "onednn":
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        if self.layout == "out_in":
+            return F.linear(x, self.weight, self.bias)
+        if self.bias is None:
+            return x @ self.weight
+        return torch.addmm(self.bias, x, self.weight)
+
+    def plus(self, x: Tensor, residual: Tensor) -> Tensor:
+        """``residual + x W^T + b``: ``x (L, in)``, ``residual (L, out)`` -> ``(L, out)``, the sum fused into
+        the GEMM where the layout allows (oneDNN's post-op, ``addmm``'s ``beta * C``)."""
+        if self.layout == "onednn":
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, self.weight, self.bias, "add")
+        if self.layout == "out_in":
+            return F.linear(x, self.weight, self.bias).add_(residual)
+        y = torch.addmm(residual, x, self.weight)
+        return y if self.bias is None else y.add_(self.bias)
+
+
 # --------------------------------------------------------------------------- convolutions
 @dataclass(frozen=True)
 class CausalConv:
-    """Causal Conv1d ``w (Cout, Cin, k)``, dilation ``d``, on time-major input with its tail prepended.
+    """Causal Conv1d ``w (Cout, Cin, k)``, ``k > 1``, dilation ``d``, on time-major input with its tail prepended.
 
-    ``y[t] = b + sum_j W_j @ xp[t + j*d]`` for ``xp = [tail; x]`` of ``(pad + L, Cin)``, ``pad = (k-1)*d``.
-    ``k > 1``: ``weight (Cout, Cin, 1, k)`` channels-last for ``conv2d``; ``k == 1``: ``weight (Cin, Cout)``.
+    ``y[t] = b + sum_j W_j @ xp[t + j*d]`` for ``xp = [tail; x]`` of ``(pad + L, Cin)``, ``pad = (k-1)*d``;
+    ``weight (Cout, Cin, 1, k)`` channels-last for ``conv2d``. ``k = 1`` is a :class:`PointwiseConv`.
     """
 
     weight: Tensor
@@ -106,26 +197,19 @@ class CausalConv:
     def pack(cls, w: Mapping[str, np.ndarray], prefix: str, dtype: torch.dtype, device: torch.device,
              dilation: int = 1) -> CausalConv:
         weight = np.asarray(w[f"{prefix}.conv.weight"])  # (Cout, Cin, k)
-        bias = to_tensor(w[f"{prefix}.conv.bias"], dtype, device)
         k = weight.shape[2]
         if k == 1:
-            return cls(to_tensor(weight[:, :, 0].T, dtype, device), bias, 1, dilation)  # (Cin, Cout)
+            raise ValueError(f"{prefix}: a k = 1 convolution is a PointwiseConv")
         w4 = to_tensor(weight[:, :, None, :], dtype, device).contiguous(memory_format=torch.channels_last)
-        return cls(w4, bias, k, dilation)
+        return cls(w4, to_tensor(w[f"{prefix}.conv.bias"], dtype, device), k, dilation)
 
     @property
     def pad(self) -> int:
         """Input rows of look-back: ``(k - 1) * dilation``."""
         return (self.kernel - 1) * self.dilation
 
-    @property
-    def in_channels(self) -> int:
-        return self.weight.shape[0] if self.kernel == 1 else self.weight.shape[1]
-
     def __call__(self, xp: Tensor) -> Tensor:
         """``xp (pad + L, Cin)`` contiguous -> ``y (L, Cout)`` contiguous."""
-        if self.kernel == 1:
-            return torch.addmm(self.bias, xp, self.weight)  # (L, Cout)
         x4 = xp.t()[None, :, None, :]  # (1, Cin, 1, pad + L): the same memory, NHWC
         y4 = F.conv2d(x4, self.weight, self.bias, dilation=(1, self.dilation))  # (1, Cout, 1, L) NHWC
         y = y4[0, :, 0, :].t()  # (L, Cout)
@@ -133,18 +217,41 @@ class CausalConv:
 
 
 @dataclass(frozen=True)
+class PointwiseConv:
+    """Conv1d with ``k = 1``, ``w (Cout, Cin, 1)``: ``y[t] = W x[t] + b``, a :class:`Linear` over time-major rows."""
+
+    linear: Linear
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, dtype: torch.dtype, device: torch.device
+             ) -> PointwiseConv:
+        weight = np.asarray(w[f"{prefix}.conv.weight"])  # (Cout, Cin, 1)
+        if weight.shape[2] != 1:
+            raise ValueError(f"{prefix}: kernel {weight.shape[2]} is not a pointwise convolution")
+        return cls(Linear.from_matrix(weight[:, :, 0], w[f"{prefix}.conv.bias"], dtype, device))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        """``x (L, Cin)`` -> ``(L, Cout)``."""
+        return self.linear(x)
+
+    def plus(self, x: Tensor, residual: Tensor) -> Tensor:
+        """``residual + conv(x)``, ``(L, Cout)``, the sum fused into the GEMM (:meth:`Linear.plus`)."""
+        return self.linear.plus(x, residual)
+
+
+@dataclass(frozen=True)
 class CausalConvTranspose:
     """Causal ConvTranspose1d ``w (Cin, Cout, k)``, stride ``s``, right-trimmed by ``k - s`` (official).
 
-    Taps are zero-padded to ``k' = m * s`` and packed as ``weight (Cin, m*s*Cout)`` so that one GEMM gives
-    ``cols = x @ weight`` of ``(L, m, s, Cout)``: ``cols[t, q]`` is input frame ``t``'s contribution to
+    Taps are zero-padded to ``k' = m * s`` and packed as one :class:`Linear` ``Cin -> m*s*Cout`` so that
+    ``cols = linear(x)`` is ``(L, m, s, Cout)``: ``cols[t, q]`` is input frame ``t``'s contribution to
     output block ``t + q`` (``s`` samples). Output block ``t`` = ``sum_q cols[t - q, q]`` (col2im), where
     frames before this chunk come from the tail ``(m - 1, s, Cout)`` of pending contributions.
-    The bias sits on block ``q = 0`` only (``bias_cols``), so it is added once and never to the tail.
+    The bias sits on block ``q = 0`` only (the linear's bias over the columns), so it is added once and
+    never to the tail.
     """
 
-    weight: Tensor
-    bias_cols: Tensor
+    linear: Linear
     stride: int
     blocks: int
     out_channels: int
@@ -157,10 +264,15 @@ class CausalConvTranspose:
         m = -(-k // stride)
         padded = np.zeros((cin, cout, m * stride))
         padded[:, :, :k] = weight
-        packed = padded.transpose(0, 2, 1).reshape(cin, m * stride * cout)  # (Cin, k'*Cout), tap-major
+        packed = padded.transpose(2, 1, 0).reshape(m * stride * cout, cin)  # (k'*Cout, Cin), tap-major rows
         bias_cols = np.zeros(m * stride * cout)
         bias_cols[: stride * cout] = np.tile(np.asarray(w[f"{prefix}.conv.bias"], dtype=np.float64), stride)
-        return cls(to_tensor(packed, dtype, device), to_tensor(bias_cols, dtype, device), stride, m, cout)
+        return cls(Linear.from_matrix(packed, bias_cols, dtype, device), stride, m, cout)
+
+    @property
+    def columns(self) -> int:
+        """Columns of ``cols`` per input row: ``m * s * Cout``."""
+        return self.blocks * self.stride * self.out_channels
 
     def new_tail(self, dtype: torch.dtype, device: torch.device) -> Tensor:
         """Pending contributions at the start of an utterance: zeros ``(m - 1, s, Cout)``."""
@@ -169,11 +281,11 @@ class CausalConvTranspose:
     def __call__(self, x: Tensor, tail: Tensor, out: Tensor) -> Tensor:
         """``x (L, Cin)``, ``tail (m-1, s, Cout)``; writes ``out (L*s, Cout)``, returns the new tail."""
         length, s, cout, m = x.shape[0], self.stride, self.out_channels, self.blocks
-        if m == 1:  # k == s: no overlap, the GEMM writes the output directly
-            torch.addmm(self.bias_cols, x, self.weight, out=out.view(length, s * cout))  # (L, s*Cout)
-            return tail
-        cols = torch.addmm(self.bias_cols, x, self.weight).view(length, m, s, cout)  # (L, m, s, Cout)
+        cols = self.linear(x).view(length, m, s, cout)  # (L, m, s, Cout)
         y = out.view(length, s, cout)  # (L, s, Cout)
+        if m == 1:  # k == s: no overlap, the columns are the output
+            y.copy_(cols[:, 0])
+            return tail
         if m == 2:
             torch.add(cols[1:, 0], cols[:-1, 1], out=y[1:])
             torch.add(cols[0, 0], tail[0], out=y[0])
@@ -211,77 +323,6 @@ class DepthwiseCausalConv:
         for j in range(1, k):
             y.addcmul_(xp[j: j + length], self.weight[j])
         return y
-
-
-# --------------------------------------------------------------------------- dense layers
-def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: float32 on a CPU build with
-    oneDNN (the bfloat16 packing needs AVX-512 or AVX-NE-CONVERT; CUDA has cuBLAS)."""
-    return (device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
-
-
-def linear_layout(dtype: torch.dtype, device: torch.device, rows: int | None) -> str:
-    """The weight layout :meth:`Linear.pack` picks (see :class:`Linear`)."""
-    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
-        return "out_in"
-    if rows is not None and onednn_packable(dtype, device):
-        return "onednn"
-    return "in_out"
-
-
-@dataclass(frozen=True)
-class Linear:
-    """``y = x @ W^T + b`` for ``W (out, in)`` (torch's), optional folded scale.
-
-    Three layouts of the weight (:func:`linear_layout`):
-
-    - ``in_out`` (CUDA, and float32 CPU inputs of many rows): ``weight (in, out)``, strided; ``x @ weight``
-      (``addmm`` with a bias) goes to cuBLAS / MKL;
-    - ``onednn`` (float32 on a CPU, ``pack(..., rows=R)``): oneDNN's blocked layout of ``W``, reordered
-      once at load for ``R``-row inputs, applied by ``torch.ops.mkldnn._linear_pointwise`` (the kernel
-      ``torch.compile`` emits for frozen CPU linears). For ``R = 1`` — the generator's per-frame layers,
-      matrix-vector products bound by the weight bytes read — this streams the weight with every
-      thread, where MKL's ``sgemm`` with one row runs on one (about 11 against 15 GB/s with two threads
-      here; ``reports/optimizations/torch-onednn-gemv``);
-    - ``out_in`` (bfloat16 / float16 on a CPU): ``W`` as it is, through ``F.linear``, whose reduced-precision
-      kernels take the transposed operand (dot products along contiguous rows, float32 accumulation);
-      ``x @ W`` on the ``(in, out)`` layout falls back to a scalar loop where the CPU lacks AVX-512-BF16
-      (a one-row bfloat16 product of the talker's shapes: 0.4 against 12.6 GB/s here).
-
-    ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
-    """
-
-    weight: Tensor  # (in, out) strided; (out, in) strided or in oneDNN's layout
-    bias: Tensor | None  # (out,)
-    layout: str = "in_out"
-
-    @classmethod
-    def pack(cls, w: Mapping[str, np.ndarray], name: str, dtype: torch.dtype, device: torch.device,
-             scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
-        """``rows``: the usual number of input rows, when the caller knows it (``1`` in the frame loop)."""
-        weight = np.asarray(w[f"{name}.weight"], dtype=np.float64)  # (out, in)
-        bias = w.get(f"{name}.bias")
-        bias = None if bias is None else np.asarray(bias, dtype=np.float64)
-        if scale is not None:
-            g = np.asarray(scale, dtype=np.float64)
-            weight = weight * g[:, None]
-            bias = None if bias is None else bias * g
-        b = None if bias is None else to_tensor(bias, dtype, device)
-        layout = linear_layout(dtype, device, rows)
-        if layout == "onednn":
-            return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, layout)
-        return cls(to_tensor(weight if layout == "out_in" else weight.T, dtype, device), b, layout)
-
-    def __call__(self, x: Tensor) -> Tensor:
-        """``x (L, in)`` -> ``(L, out)``."""
-        if self.layout == "onednn":
-            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
-        if self.layout == "out_in":
-            return F.linear(x, self.weight, self.bias)
-        if self.bias is None:
-            return x @ self.weight
-        return torch.addmm(self.bias, x, self.weight)
 
 
 def rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:

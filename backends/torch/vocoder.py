@@ -27,6 +27,7 @@ from .layers import (
     CausalConvTranspose,
     DepthwiseCausalConv,
     Linear,
+    PointwiseConv,
     SnakeBeta,
     Tensor,
     layer_norm,
@@ -51,7 +52,7 @@ class ResidualUnit:
     snake1: SnakeBeta
     conv1: CausalConv
     snake2: SnakeBeta
-    conv2: CausalConv
+    conv2: PointwiseConv
 
     def __call__(self, x: Tensor, tail: Tensor, out: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x (r, C)``, ``tail (pad, C)`` -> ``(y (r, C), new tail)``; ``y`` written into ``out`` if given."""
@@ -61,9 +62,8 @@ class ResidualUnit:
         self.snake1(x, out=xp[pad:])
         h = self.conv1(xp)  # (r, C)
         self.snake2(h, out=h)
-        y = torch.addmm(x, h, self.conv2.weight, out=out)  # x + h @ W2
-        y += self.conv2.bias
-        return y, xp[rows:]
+        y = self.conv2.plus(h, x)  # x + conv2(h)
+        return (y if out is None else out.copy_(y)), xp[rows:]
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,7 @@ class TorchVocoder(VocoderRunner):
                 ResidualUnit(SnakeBeta.pack(w, f"{p}.{u + 2}.act1", dev, compiled),
                              CausalConv.pack(w, f"{p}.{u + 2}.conv1", dt, dev, dilation),
                              SnakeBeta.pack(w, f"{p}.{u + 2}.act2", dev, compiled),
-                             CausalConv.pack(w, f"{p}.{u + 2}.conv2", dt, dev))
+                             PointwiseConv.pack(w, f"{p}.{u + 2}.conv2", dt, dev))
                 for u, dilation in enumerate(RESIDUAL_DILATIONS)
             )
             self.blocks.append(DecoderBlock(SnakeBeta.pack(w, f"{p}.0", dev, compiled),
@@ -258,7 +258,7 @@ class TorchVocoder(VocoderRunner):
             tail = tconv.new_tail(self.dtype, self.device)
         out = torch.empty((length * tconv.stride, tconv.out_channels), dtype=self.dtype,
                           device=self.device)  # (L*rate, Cout)
-        for a, b in self._tiles(length, tconv.weight.shape[1]):
+        for a, b in self._tiles(length, tconv.columns):
             tail = tconv(self.blocks[i].snake(h[a:b]), tail, out[a * tconv.stride: b * tconv.stride])
         state[key] = tail.clone()
         return out.t()
