@@ -125,10 +125,12 @@ def test_peaks_of_an_older_method_are_measured_again(tmp_path):
     machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=Counter())
     path = tmp_path / peak.CACHE_FILE
     data = json.loads(path.read_text())
-    path.write_text(json.dumps({**data, "schema": 1}))
-    measure = Counter()
-    assert not machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
-    assert measure.calls == [2] and peak.SCHEMA == 2
+    for old in (1, 2):  # 2: torch's CPU float32 on MKL only, which read ~100 GFLOP/s where oneDNN did ~150
+        path.write_text(json.dumps({**data, "schema": old}))
+        measure = Counter()
+        assert not machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
+        assert measure.calls == [2]
+    assert peak.SCHEMA == 3
 
 
 def test_a_corrupt_entry_is_a_miss(tmp_path):
@@ -209,9 +211,29 @@ def test_peak_library():
 
 def test_plan():
     plan = peak.planned_measurements(with_torch=False, with_cuda=False)
-    assert plan == [(GEMM, NUMPY, "float32"), (GEMM, NUMPY, "float64"), (COPY, NUMPY, "float32")]
-    full = peak.planned_measurements(with_torch=True, with_cuda=True)
-    assert (GEMM, TORCH, "bfloat16") in full and (TRIAD, TORCH_CUDA, "float32") in full
+    assert plan == [(GEMM, NUMPY, "float32", ""), (GEMM, NUMPY, "float64", ""), (COPY, NUMPY, "float32", "")]
+    full = peak.planned_measurements(with_torch=True, with_cuda=True, with_onednn=True)
+    assert (GEMM, TORCH, "bfloat16", "") in full and (TRIAD, TORCH_CUDA, "float32", "") in full
+    torch_f32 = [e for kind, lib, dt, e in full if (kind, lib, dt) == (GEMM, TORCH, "float32")]
+    assert torch_f32 == ["", peak.ONEDNN]  # MKL and oneDNN; CUDA's and bfloat16's one engine each
+    assert [e for kind, lib, dt, e in full if lib == TORCH_CUDA and kind == GEMM] == ["", "", ""]
+    no_onednn = peak.planned_measurements(with_torch=True, with_cuda=False, with_onednn=False)
+    assert [e for kind, lib, dt, e in no_onednn if (kind, lib, dt) == (GEMM, TORCH, "float32")] == [""]
+
+
+def test_a_library_peak_is_its_fastest_engine():
+    """torch's CPU float32 measured on MKL (100) and oneDNN (150): the peak, the ridge point and every
+    roofline use 150; both engines survive the JSON round trip."""
+    fast = PeakMeasurement(GEMM, TORCH, "float32", 1024, (140.0, 150.0), (1.0, 1.0), 2, peak.ONEDNN)
+    p = MachinePeaks(_fp(), "2025-01-01T00:00:00+00:00", (*_peaks().measurements, fast))
+    assert p.gemm(TORCH, "float32").engine == peak.ONEDNN and p.gemm_gflops(TORCH, "float32") == 150.0
+    assert p.ridge_point(TORCH, "float32") == 15.0
+    r = roofline(StageCost(75 * 10**9, 0, 10**6), 1.0, p, "float32", TORCH)
+    assert r.percent_of_peak == pytest.approx(50.0)
+    again = MachinePeaks.from_dict(json.loads(json.dumps(p.to_dict())))
+    assert again == p and [m.engine for m in again.measurements if m.library == TORCH][:2] == ["", ""]
+    older = {k: v for k, v in fast.to_dict().items() if k != "engine"}  # written before engines existed
+    assert PeakMeasurement.from_dict(older).engine == ""
 
 
 # --------------------------------------------------------------------------- a real, tiny measurement
@@ -231,6 +253,9 @@ def test_tiny_real_measurement_is_positive_and_finite(tmp_path):
         assert all(math.isfinite(r) and r > 0 for r in m.rates), m
         assert m.size == (64 if m.kind == GEMM else 2**20)
     assert peaks.ridge_point(NUMPY, "float32") > 0
+    if peak.torch_importable() and peak.onednn_gemm_available():  # the packed oneDNN GEMM ran too
+        engines = [m.engine for m in peaks.measurements if (m.kind, m.library, m.dtype) == (GEMM, TORCH, "float32")]
+        assert engines == ["", peak.ONEDNN]
     assert machine_peaks(threads=1, directory=tmp_path, measure=tiny).from_cache
 
 
@@ -239,10 +264,12 @@ def test_machine_command_prints_the_cached_table(cli, tmp_path, monkeypatch):
     measure = Counter()
     monkeypatch.setattr(peak, "measure_machine", lambda threads, **_: measure(threads))
     fp = peak.machine_fingerprint()
-    peak.store_peaks(_peaks(fp), tmp_path)
+    onednn = PeakMeasurement(GEMM, TORCH, "float32", 1024, (150.0,), (1.0,), 2, peak.ONEDNN)
+    peak.store_peaks(MachinePeaks(fp, "2025-01-01T00:00:00+00:00", (*_peaks(fp).measurements, onednn)), tmp_path)
     code, out, _ = cli("machine")
     assert code == 0 and measure.calls == []  # cached: nothing measured
     assert "gemm" in out and "bfloat16" in out and "GFLOP/s" in out and fp.key in out and "triad" in out
+    assert "torch (onednn)" in out and "15.0" in out  # its own row, its ridge 150 / 10 GB/s
     code, out, _ = cli("machine", "--json")
     assert code == 0 and json.loads(out)["key"] == fp.key
     code, _, err = cli("machine", "--refresh", "--threads", "1")
@@ -294,7 +321,7 @@ def test_a_slow_dtype_is_measured_at_a_small_size(monkeypatch):
 
     sizes = []
 
-    def fake_kernel(library, dtype, n):  # 0.2 GFLOP/s: MIN_N would take 86 s per product
+    def fake_kernel(library, dtype, n, engine=""):  # 0.2 GFLOP/s: MIN_N would take 86 s per product
         sizes.append(n)
         return (lambda: _time.sleep(2 * n**3 / 0.2e9)), (lambda: None)
 

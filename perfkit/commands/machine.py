@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "machine", help="measure (once, then cached) the peak GEMM throughput and memory bandwidth",
         description="Peak GEMM throughput per library and dtype (NumPy/BLAS float32 and float64; torch "
-                    "float32 and bfloat16, and CUDA when available) and memory bandwidth (copy, triad), each "
+                    "float32 on both MKL and oneDNN, the faster one its peak, and bfloat16; CUDA when "
+                    "available) and memory bandwidth (copy, triad), each "
                     "the best of several repetitions, cached per machine fingerprint (CPU, cores, threads, "
                     "library versions) under $PERFKIT_CACHE_DIR or ~/.cache/perfkit. Roofline columns of the "
                     "reports compare against these numbers. Cached peaks are shown with a speed check: "
@@ -55,7 +56,10 @@ def print_speed_check(peaks: MachinePeaks) -> None:
 
 
 def print_peaks(peaks: MachinePeaks) -> None:
-    """A rich table: one row per measurement; GEMM rows with their ridge point against the bandwidth."""
+    """A rich table: one row per measurement; GEMM rows with their ridge point against the bandwidth.
+
+    A library measured on several GEMM engines (torch's CPU float32: MKL and oneDNN) has a row per engine;
+    its peak, the one reports use, is the fastest engine's."""
     from rich.console import Console
     from rich.table import Table
 
@@ -73,13 +77,14 @@ def print_peaks(peaks: MachinePeaks) -> None:
         if m.kind == GEMM:
             size = f"{m.size}x{m.size}"
             try:
-                ridge = f"{peaks.ridge_point(m.library, m.dtype):.1f}"
+                ridge = f"{m.best / peaks.bandwidth_gbs(m.device):.1f}"
             except InputError:
                 ridge = "-"
         else:
             size, ridge = f"{m.size / 2**20:.0f} MiB", ""
         dtype = m.dtype if m.kind == GEMM else ""
-        table.add_row(m.kind, m.library, dtype, str(m.threads), size, f"{m.best:.1f}", f"{m.median:.1f}",
+        library = f"{m.library} ({m.engine})" if m.engine else m.library
+        table.add_row(m.kind, library, dtype, str(m.threads), size, f"{m.best:.1f}", f"{m.median:.1f}",
                       f"{100 * m.spread:.0f}%", m.unit, ridge)
     Console(width=None if sys.stdout.isatty() else 120).print(table)
     warning = load_warning(peaks)

@@ -10,8 +10,13 @@ What is measured (each a best-of-``repeats``; the median and the spread are stor
 - **GEMM**: ``C = A @ B`` for square ``n x n`` operands, ``2 n**3`` FLOPs per product (torch: ``B`` stored
   transposed, ``A @ Bt.T``, the operand layout of ``F.linear``, the only one in which torch's bfloat16
   kernels on a CPU without AVX-512-BF16 are not a scalar loop: 0.3 against 19 GFLOP/s here): NumPy (its BLAS)
-  float32 and float64, torch float32 and bfloat16 on the CPU (oneDNN; AMX where the CPU has it) and
-  float32 (TF32 off), bfloat16, float16 on CUDA when a device is visible. ``n`` is adapted so that one
+  float32 and float64, torch float32 and bfloat16 on the CPU (AMX where the CPU has it) and
+  float32 (TF32 off), bfloat16, float16 on CUDA when a device is visible. torch's CPU float32 has two GEMM
+  engines, each measured (``engine``): MKL's ``sgemm`` behind ``torch.mm`` (``""``, the library's default,
+  as for every other entry) and oneDNN's, on a weight packed once (``"onednn"``, the kernel of ``conv2d``
+  and of perfkit's torch linears). On the development machine's AMD EPYC MKL reached about 100 GFLOP/s and
+  oneDNN about 150 at ``n = 2048``; a library's peak (:meth:`MachinePeaks.gemm`) is its fastest engine's,
+  so a stage's "% of peak" is against the best that library does on this machine. ``n`` is adapted so that one
   product takes about ``target_s`` (a probe at ``n = 512`` sets it: ``n = cbrt(rate * target_s / 2)``,
   rounded to a multiple of 256 in ``[2048, max_n]``: below 2048 a GEMM is not at its peak, and a
   busy machine would make the probe pick too small an ``n``); a repetition that is still shorter than
@@ -51,7 +56,7 @@ from .environment import cpu_model, gpus, package_versions
 
 CACHE_ENV = "PERFKIT_CACHE_DIR"
 CACHE_FILE = "machine_peaks.json"
-SCHEMA = 2  # 2: torch's GEMM with B transposed (cached schema-1 peaks are measured again)
+SCHEMA = 3  # 2: torch's GEMM with B transposed; 3: torch's CPU float32 on oneDNN too (older: measured again)
 
 GEMM = "gemm"
 COPY = "copy"
@@ -69,6 +74,8 @@ GEMM_DTYPES: dict[str, tuple[str, ...]] = {
     TORCH_CUDA: ("float32", "bfloat16", "float16"),
 }
 LIBRARY_DEVICE = {NUMPY: "cpu", TORCH: "cpu", TORCH_CUDA: "cuda"}
+DEFAULT_ENGINE = ""
+ONEDNN = "onednn"
 
 DEFAULT_TARGET_S = 0.25
 DEFAULT_REPEATS = 5
@@ -202,6 +209,7 @@ class PeakMeasurement:
     rates: tuple[float, ...]
     seconds: tuple[float, ...]
     threads: int
+    engine: str = DEFAULT_ENGINE  # "" (the library's default GEMM) or "onednn" (torch's packed CPU GEMM)
 
     @property
     def unit(self) -> str:
@@ -227,13 +235,14 @@ class PeakMeasurement:
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "library": self.library, "dtype": self.dtype, "size": self.size,
                 "rates": list(self.rates), "seconds": list(self.seconds), "threads": self.threads,
-                "best": self.best, "median": self.median, "spread": self.spread, "unit": self.unit}
+                "engine": self.engine, "best": self.best, "median": self.median, "spread": self.spread,
+                "unit": self.unit}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PeakMeasurement:
         return cls(str(data["kind"]), str(data["library"]), str(data["dtype"]), int(data["size"]),
                    tuple(float(r) for r in data["rates"]), tuple(float(s) for s in data["seconds"]),
-                   int(data["threads"]))
+                   int(data["threads"]), str(data.get("engine", DEFAULT_ENGINE)))
 
 
 @dataclass(frozen=True)
@@ -247,10 +256,11 @@ class MachinePeaks:
     from_cache: bool = field(default=False, compare=False)
 
     def gemm(self, library: str, dtype: str) -> PeakMeasurement:
-        """The GEMM measurement of ``library`` in ``dtype``; :class:`InputError` listing the measured ones."""
-        for m in self.measurements:
-            if m.kind == GEMM and m.library == library and m.dtype == dtype:
-                return m
+        """The GEMM measurement of ``library`` in ``dtype`` (of its fastest engine, when several were
+        measured); :class:`InputError` listing the measured ones."""
+        found = [m for m in self.measurements if m.kind == GEMM and m.library == library and m.dtype == dtype]
+        if found:
+            return max(found, key=lambda m: m.best)
         have = ", ".join(f"{m.library}/{m.dtype}" for m in self.measurements if m.kind == GEMM) or "none"
         raise InputError(f"no measured GEMM peak for {library}/{dtype} on this machine (measured: {have})")
 
@@ -378,8 +388,23 @@ def _round_n(n: float, max_n: int) -> int:
     return int(min(max(min(MIN_N, max_n), round(n / 256) * 256), max_n))
 
 
-def _gemm_kernel(library: str, dtype: str, n: int) -> tuple[Callable[[], None], Callable[[], None]]:
-    """``(run, sync)`` computing one ``n x n`` product into a preallocated output."""
+def onednn_gemm_available() -> bool:
+    """Whether this torch can pack a weight for oneDNN's CPU GEMM (a CPU build with oneDNN)."""
+    import torch
+
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+
+
+def gemm_engines(library: str, dtype: str, with_onednn: bool) -> tuple[str, ...]:
+    """The engines measured for ``library`` in ``dtype``: the default, and oneDNN for torch's CPU float32."""
+    if library == TORCH and dtype == "float32" and with_onednn:
+        return (DEFAULT_ENGINE, ONEDNN)
+    return (DEFAULT_ENGINE,)
+
+
+def _gemm_kernel(library: str, dtype: str, n: int, engine: str = DEFAULT_ENGINE
+                 ) -> tuple[Callable[[], None], Callable[[], None]]:
+    """``(run, sync)`` computing one ``n x n`` product into a preallocated output (oneDNN: a new one)."""
     if library == NUMPY:
         rng = np.random.default_rng(0)
         a = rng.standard_normal((n, n)).astype(dtype)
@@ -395,6 +420,9 @@ def _gemm_kernel(library: str, dtype: str, n: int) -> tuple[Callable[[], None], 
     bt = torch.randn(n, n, generator=gen).to(device=device, dtype=tdtype)  # B^T, row-major
     c = torch.empty(n, n, device=device, dtype=tdtype)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    if engine == ONEDNN:
+        packed = torch.ops.mkldnn._reorder_linear_weight(bt, None)  # B^T in oneDNN's blocked layout
+        return (lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")), sync
     return (lambda: torch.mm(a, bt.t(), out=c)), sync
 
 
@@ -432,26 +460,26 @@ def _cuda_float32_exact(library: str) -> Iterator[None]:
 
 def measure_gemm(library: str, dtype: str, threads: int, *, n: int | None = None,
                  target_s: float = DEFAULT_TARGET_S, repeats: int = DEFAULT_REPEATS,
-                 max_n: int = MAX_N) -> PeakMeasurement:
+                 max_n: int = MAX_N, engine: str = DEFAULT_ENGINE) -> PeakMeasurement:
     """Best-of-``repeats`` GFLOP/s of an ``n x n`` GEMM (``n`` adapted to ``target_s`` when not given)."""
     with thread_limit(threads), _cuda_float32_exact(library):
         if n is None:
             probe_n = min(PROBE_N, max_n)
-            run, sync = _gemm_kernel(library, dtype, probe_n)
+            run, sync = _gemm_kernel(library, dtype, probe_n, engine)
             run()  # warm-up: library initialisation, page faults
             probe_s = _single(run, sync)
             rate = 2 * probe_n**3 / max(probe_s, 1e-9)
             fit = (rate * target_s / 2) ** (1 / 3)
             slow = 2 * min(MIN_N, max_n) ** 3 / rate > SLOW_GEMM_S
             n = max(probe_n, round(fit / 256) * 256) if slow else _round_n(fit, max_n)
-        run, sync = _gemm_kernel(library, dtype, n)
+        run, sync = _gemm_kernel(library, dtype, n, engine)
         run()
         first = _single(run, sync)
         inner = max(1, math.ceil(target_s / max(first, 1e-9))) if first < target_s / 2 else 1
         seconds = _time_reps(run, sync, inner, repeats)
     flops = 2 * n**3
     return PeakMeasurement(GEMM, library, dtype, n, tuple(flops / s / 1e9 for s in seconds), tuple(seconds),
-                           threads)
+                           threads, engine)
 
 
 def last_level_cache_bytes() -> int | None:
@@ -517,18 +545,20 @@ def measure_bandwidth(library: str, kind: str, threads: int, *, nbytes: int | No
                            tuple(seconds), used)
 
 
-def planned_measurements(with_torch: bool, with_cuda: bool) -> list[tuple[str, str, str]]:
-    """``(kind, library, dtype)`` in measuring order (the bandwidth ``dtype`` is its array's, float32)."""
-    plan = [(GEMM, NUMPY, dt) for dt in GEMM_DTYPES[NUMPY]]
+def planned_measurements(with_torch: bool, with_cuda: bool, with_onednn: bool = False
+                          ) -> list[tuple[str, str, str, str]]:
+    """``(kind, library, dtype, engine)`` in measuring order (the bandwidth ``dtype`` is its array's, float32;
+    ``engine`` is ``""`` but for torch's CPU float32 GEMM on oneDNN, with ``with_onednn``)."""
+    plan = [(GEMM, NUMPY, dt, DEFAULT_ENGINE) for dt in GEMM_DTYPES[NUMPY]]
     if with_torch:
-        plan += [(GEMM, TORCH, dt) for dt in GEMM_DTYPES[TORCH]]
+        plan += [(GEMM, TORCH, dt, e) for dt in GEMM_DTYPES[TORCH] for e in gemm_engines(TORCH, dt, with_onednn)]
     if with_cuda:
-        plan += [(GEMM, TORCH_CUDA, dt) for dt in GEMM_DTYPES[TORCH_CUDA]]
-    plan.append((COPY, NUMPY, "float32"))
+        plan += [(GEMM, TORCH_CUDA, dt, DEFAULT_ENGINE) for dt in GEMM_DTYPES[TORCH_CUDA]]
+    plan.append((COPY, NUMPY, "float32", DEFAULT_ENGINE))
     if with_torch:
-        plan += [(COPY, TORCH, "float32"), (TRIAD, TORCH, "float32")]
+        plan += [(COPY, TORCH, "float32", DEFAULT_ENGINE), (TRIAD, TORCH, "float32", DEFAULT_ENGINE)]
     if with_cuda:
-        plan += [(COPY, TORCH_CUDA, "float32"), (TRIAD, TORCH_CUDA, "float32")]
+        plan += [(COPY, TORCH_CUDA, "float32", DEFAULT_ENGINE), (TRIAD, TORCH_CUDA, "float32", DEFAULT_ENGINE)]
     return plan
 
 
@@ -536,15 +566,18 @@ def measure_machine(threads: int, *, target_s: float = DEFAULT_TARGET_S, repeats
                     max_n: int = MAX_N, bandwidth_bytes: int | None = None, with_torch: bool | None = None,
                     with_cuda: bool | None = None,
                     progress: Progress | None = None) -> tuple[PeakMeasurement, ...]:
-    """Every peak of :func:`planned_measurements`: torch when importable, CUDA when a device is visible."""
+    """Every peak of :func:`planned_measurements`: torch when importable (its float32 GEMM on oneDNN too,
+    when the build has it), CUDA when a device is visible."""
     with_torch = torch_importable() if with_torch is None else with_torch
     with_cuda = (with_torch and cuda_device_name() is not None) if with_cuda is None else with_cuda
+    with_onednn = with_torch and onednn_gemm_available()
     out = []
-    for kind, library, dtype in planned_measurements(with_torch, with_cuda):
+    for kind, library, dtype, engine in planned_measurements(with_torch, with_cuda, with_onednn):
         if progress:
-            progress(f"{kind} {library} {dtype}")
+            progress(f"{kind} {library} {dtype}" + (f" ({engine})" if engine else ""))
         if kind == GEMM:
-            out.append(measure_gemm(library, dtype, threads, target_s=target_s, repeats=repeats, max_n=max_n))
+            out.append(measure_gemm(library, dtype, threads, target_s=target_s, repeats=repeats, max_n=max_n,
+                                    engine=engine))
         else:
             out.append(measure_bandwidth(library, kind, threads, nbytes=bandwidth_bytes, repeats=repeats,
                                          target_s=target_s))
