@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from perfkit.measure.peak import onednn_gemm_available
 from perfkit.model.snake import snake_factors
 
 Tensor = torch.Tensor
@@ -93,8 +94,7 @@ class SnakeBeta:
 def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: float32 on a CPU build with
     oneDNN (the bfloat16 packing needs AVX-512 or AVX-NE-CONVERT; CUDA has cuBLAS)."""
-    return (device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available()
-            and hasattr(torch.ops.mkldnn, "_reorder_linear_weight"))
+    return device.type == "cpu" and dtype == torch.float32 and onednn_gemm_available()
 
 
 def linear_layout(dtype: torch.dtype, device: torch.device) -> str:

@@ -389,7 +389,8 @@ def _round_n(n: float, max_n: int) -> int:
 
 
 def onednn_gemm_available() -> bool:
-    """Whether this torch can pack a weight for oneDNN's CPU GEMM (a CPU build with oneDNN)."""
+    """Whether this torch can pack a weight for oneDNN's CPU GEMM (a CPU build with oneDNN): the engine
+    measured here, and the layout the torch backend packs its float32 CPU linears in."""
     import torch
 
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
@@ -418,11 +419,11 @@ def _gemm_kernel(library: str, dtype: str, n: int, engine: str = DEFAULT_ENGINE
     gen = torch.Generator(device="cpu").manual_seed(0)
     a = torch.randn(n, n, generator=gen).to(device=device, dtype=tdtype)
     bt = torch.randn(n, n, generator=gen).to(device=device, dtype=tdtype)  # B^T, row-major
-    c = torch.empty(n, n, device=device, dtype=tdtype)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     if engine == ONEDNN:
         packed = torch.ops.mkldnn._reorder_linear_weight(bt, None)  # B^T in oneDNN's blocked layout
         return (lambda: torch.ops.mkldnn._linear_pointwise(a, packed, None, "none", [], "")), sync
+    c = torch.empty(n, n, device=device, dtype=tdtype)
     return (lambda: torch.mm(a, bt.t(), out=c)), sync
 
 
