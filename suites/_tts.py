@@ -77,7 +77,9 @@ class TTSPasses:
         self.options = SamplingOptions(greedy=True, fixed_frames=inputs.frames)
         self.batch = inputs.batch
         self.batch_options = batch_options(self.options, inputs.batch)
-        self.weight_bytes = inputs.model.generator.weight_bytes + inputs.model.vocoder.weight_bytes
+        dtype = backend.dtype_name
+        parts = (inputs.model.generator.weight_bytes_in(dtype), inputs.model.vocoder.weight_bytes_in(dtype))
+        self.weight_bytes = None if None in parts else sum(parts)  # as the backend holds them
 
     def synthesize(self, timer: Timer) -> None:
         """One span ``synthesize``: the whole utterance, tokenize to waveform (phase syncs only)."""

@@ -51,7 +51,7 @@ class VocoderMemoryWorkload(Workload):
     """``decode``: offline; ``stream``: chunks of :data:`STREAM_CHUNK_FRAMES` frames with carried state."""
 
     def __init__(self, backend: Backend, runner: VocoderRunner, codes: np.ndarray, streamed: bool,
-                 weight_bytes: int) -> None:
+                 weight_bytes: int | None) -> None:
         self.backend = backend
         self.runner = runner
         self.codes = codes
@@ -126,7 +126,8 @@ class MemorySuite(Suite):
         case, model, codes = prepared
         runner = backend.load_vocoder(model)
         streamed = case.param("config") == "stream"
-        return VocoderMemoryWorkload(backend, runner, codes, streamed, model.weight_bytes)
+        weights = model.weight_bytes_in(backend.dtype_name)  # as the backend holds them
+        return VocoderMemoryWorkload(backend, runner, codes, streamed, weights)
 
 
 SUITE = MemorySuite()

@@ -33,7 +33,7 @@ DEFAULT_FRAMES = 25
 class VocoderStagesWorkload(Workload):
     """A vocoder runner with its uploaded codes; passes of ``e2e``, ``stages`` or ``coarse``."""
 
-    def __init__(self, runner: VocoderRunner, codes: Any, weight_bytes: int) -> None:
+    def __init__(self, runner: VocoderRunner, codes: Any, weight_bytes: int | None) -> None:
         self.runner = runner
         self.codes = codes
         self.weight_bytes = weight_bytes
@@ -89,7 +89,8 @@ class StagesSuite(Suite):
     def load(self, backend: Backend, prepared: tuple[VocoderModel, np.ndarray]) -> VocoderStagesWorkload:
         model, codes = prepared
         runner = backend.load_vocoder(model)
-        return VocoderStagesWorkload(runner, runner.upload_codes(codes), model.weight_bytes)
+        weights = model.weight_bytes_in(backend.dtype_name)  # as the backend holds them
+        return VocoderStagesWorkload(runner, runner.upload_codes(codes), weights)
 
 
 SUITE = StagesSuite()

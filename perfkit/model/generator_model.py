@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import check_tensors, read_config, read_tensors, write_model_dir
+from .dtypes import weight_bytes_in
 from .generator_config import GeneratorConfig
 from .generator_weights import PREFIX, generator_tensor_shapes, synthetic_generator_weights
 
@@ -55,5 +56,10 @@ class GeneratorModel:
 
     @property
     def weight_bytes(self) -> int:
+        """Bytes of the weights as stored here (float32)."""
         return sum(int(w.nbytes) for w in self.weights.values())
+
+    def weight_bytes_in(self, dtype: str) -> int | None:
+        """Bytes of the weights as a backend computing in ``dtype`` holds them (:func:`.dtypes.weight_bytes_in`)."""
+        return weight_bytes_in(self.weights, dtype)
 

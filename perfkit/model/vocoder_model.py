@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from .checkpoint import check_tensors, read_config, read_tensors, write_model_dir
+from .dtypes import weight_bytes_in
 from .vocoder_config import VocoderConfig
 from .vocoder_weights import UNUSED_SUFFIXES, synthetic_vocoder_weights, vocoder_tensor_shapes
 
@@ -67,4 +68,9 @@ class VocoderModel:
 
     @property
     def weight_bytes(self) -> int:
+        """Bytes of the weights as stored here (float32)."""
         return sum(int(w.nbytes) for w in self.weights.values())
+
+    def weight_bytes_in(self, dtype: str) -> int | None:
+        """Bytes of the weights as a backend computing in ``dtype`` holds them (:func:`.dtypes.weight_bytes_in`)."""
+        return weight_bytes_in(self.weights, dtype)

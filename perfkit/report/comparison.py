@@ -324,8 +324,8 @@ class _Builder:
             "A memory pass in a fresh worker. Baseline: RSS before the model loads (interpreter, "
             "libraries, backend). Load peak: while the input model is built and loaded (both copies side "
             "by side). Peak RSS: while the model runs (first call and a few passes), after the input model "
-            "is dropped; working = peak RSS − baseline − weights (activations, scratch, caches, extra "
-            "copies)."
+            "is dropped; weights: the parameters in the variant's compute dtype; working = peak RSS − baseline − "
+            "weights (activations, scratch, caches, extra copies)."
         )
         order = {v: i for i, v in enumerate(self.variants)}
         items.sort(key=lambda rc: (configuration_key(*rc), order.get(rc[1].variant, 99)))

@@ -3,10 +3,11 @@ the working memory.
 
 From each case's memory pass (:class:`~perfkit.store.records.MemoryRecord`, a fresh worker):
 *baseline* is the RSS before the model loads (interpreter, libraries, backend), *weights* the model's
-weight bytes, *peak RSS* the peak while the model runs (first call and passes, after the input model
-was dropped), *load peak* the peak while the input model is built and loaded (both copies side by
-side), *working* = peak RSS − baseline − weights (activations, scratch, caches, extra copies; negative
-when weights are shared or not resident). CUDA columns appear when a case measured them.
+parameters in the backend's compute dtype (a bfloat16 backend holds half the float32 bytes), *peak RSS*
+the peak while the model runs (first call and passes, after the input model was dropped), *load peak*
+the peak while the input model is built and loaded (both copies side by side), *working* = peak RSS −
+baseline − weights (activations, scratch, caches, extra copies; negative when weights are shared or not
+resident). CUDA columns appear when a case measured them.
 """
 
 from __future__ import annotations

@@ -16,10 +16,9 @@ from typing import Any
 
 from ..errors import PerfkitError
 from ..measure.peak import MachinePeaks, Roofline, peak_library, roofline
+from ..model.dtypes import element_bytes
 from ..model.flops import StageCost
 from ..store.records import CaseRecord
-
-BYTES_PER_ELEMENT = {"float64": 8, "float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def stage_flops(case: CaseRecord, suite: str) -> dict[str, int]:
@@ -35,7 +34,7 @@ def stage_costs(case: CaseRecord, suite: str) -> dict[str, StageCost]:
         return {}
     if frames <= 0:
         return {}
-    b = BYTES_PER_ELEMENT.get(dict(case.options).get("dtype", "float32"), 4)
+    b = element_bytes(dict(case.options).get("dtype", "float32")) or 4
     try:
         if suite == "stages":
             return _vocoder(case.case.preset, frames, b)

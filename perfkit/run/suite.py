@@ -83,7 +83,7 @@ class Workload(abc.ABC):
 
     #: The series a pass can be timed as; the first one's first pass is the case's *first call*.
     series: tuple[Series, ...] = ()
-    #: Bytes of the model's weights as loaded (``None`` when unknown).
+    #: Bytes of the model's weights as the backend holds them, in its compute dtype (``None`` when unknown).
     weight_bytes: int | None = None
 
     def metadata(self) -> dict[str, Any]:
