@@ -125,12 +125,14 @@ def test_peaks_of_an_older_method_are_measured_again(tmp_path):
     machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=Counter())
     path = tmp_path / peak.CACHE_FILE
     data = json.loads(path.read_text())
-    for old in (1, 2):  # 2: torch's CPU float32 on MKL only, which read ~100 GFLOP/s where oneDNN did ~150
+    # 2: torch's CPU float32 on MKL only, which read ~100 GFLOP/s where oneDNN did ~150; 3: its bfloat16 on
+    # torch's default engine only, where an AMX CPU's packed oneDNN product is faster
+    for old in (1, 2, 3):
         path.write_text(json.dumps({**data, "schema": old}))
         measure = Counter()
         assert not machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure).from_cache
         assert measure.calls == [2]
-    assert peak.SCHEMA == 3
+    assert peak.SCHEMA == 4
 
 
 def test_a_corrupt_entry_is_a_miss(tmp_path):
@@ -212,13 +214,25 @@ def test_peak_library():
 def test_plan():
     plan = peak.planned_measurements(with_torch=False, with_cuda=False)
     assert plan == [(GEMM, NUMPY, "float32", ""), (GEMM, NUMPY, "float64", ""), (COPY, NUMPY, "float32", "")]
-    full = peak.planned_measurements(with_torch=True, with_cuda=True, with_onednn=True)
+    full = peak.planned_measurements(with_torch=True, with_cuda=True, onednn_dtypes=("float32",))
     assert (GEMM, TORCH, "bfloat16", "") in full and (TRIAD, TORCH_CUDA, "float32", "") in full
     torch_f32 = [e for kind, lib, dt, e in full if (kind, lib, dt) == (GEMM, TORCH, "float32")]
-    assert torch_f32 == ["", peak.ONEDNN]  # MKL and oneDNN; CUDA's and bfloat16's one engine each
+    assert torch_f32 == ["", peak.ONEDNN]  # MKL and oneDNN; CUDA's and, here, bfloat16's one engine each
+    assert [e for kind, lib, dt, e in full if (kind, lib, dt) == (GEMM, TORCH, "bfloat16")] == [""]
     assert [e for kind, lib, dt, e in full if lib == TORCH_CUDA and kind == GEMM] == ["", "", ""]
-    no_onednn = peak.planned_measurements(with_torch=True, with_cuda=False, with_onednn=False)
+    amx = peak.planned_measurements(with_torch=True, with_cuda=False, onednn_dtypes=("float32", "bfloat16"))
+    assert [e for kind, lib, dt, e in amx if (kind, lib, dt) == (GEMM, TORCH, "bfloat16")] == ["", peak.ONEDNN]
+    no_onednn = peak.planned_measurements(with_torch=True, with_cuda=False)
     assert [e for kind, lib, dt, e in no_onednn if (kind, lib, dt) == (GEMM, TORCH, "float32")] == [""]
+
+
+def test_onednn_dtypes():
+    """float32 and bfloat16 only; bfloat16 exactly where torch reports native oneDNN bfloat16 (AVX-512, AMX)."""
+    assert not peak.onednn_gemm_available("float64") and not peak.onednn_gemm_available("float16")
+    torch = pytest.importorskip("torch")
+    if peak.onednn_gemm_available("float32"):
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        assert peak.onednn_gemm_available("bfloat16") == native
 
 
 def test_a_library_peak_is_its_fastest_engine():
@@ -253,9 +267,10 @@ def test_tiny_real_measurement_is_positive_and_finite(tmp_path):
         assert all(math.isfinite(r) and r > 0 for r in m.rates), m
         assert m.size == (64 if m.kind == GEMM else 2**20)
     assert peaks.ridge_point(NUMPY, "float32") > 0
-    if peak.torch_importable() and peak.onednn_gemm_available():  # the packed oneDNN GEMM ran too
-        engines = [m.engine for m in peaks.measurements if (m.kind, m.library, m.dtype) == (GEMM, TORCH, "float32")]
-        assert engines == ["", peak.ONEDNN]
+    for dtype in ("float32", "bfloat16"):
+        if peak.torch_importable() and peak.onednn_gemm_available(dtype):  # the packed oneDNN GEMM ran too
+            engines = [m.engine for m in peaks.measurements if (m.kind, m.library, m.dtype) == (GEMM, TORCH, dtype)]
+            assert engines == ["", peak.ONEDNN], dtype
     assert machine_peaks(threads=1, directory=tmp_path, measure=tiny).from_cache
 
 

@@ -78,7 +78,8 @@ def test_bfloat16_logits_stay_close(models, frames):
 
 def test_frame_loop_linear_layouts_on_cpu(models):
     """float32 on a CPU: every linear layer is oneDNN-packed, the per-frame ones for one row, the prefill-only
-    ones for any; bfloat16: every linear keeps torch's ``(out, in)`` for ``F.linear``."""
+    ones for any; bfloat16: the same where oneDNN runs bfloat16 natively (AVX-512, AMX), else every linear
+    keeps torch's ``(out, in)`` for ``F.linear``."""
     from perfkit.backends.torch.layers import onednn_packable
 
     runner = registry.create(SPEC).load_generator(models["tiny"])
@@ -89,12 +90,16 @@ def test_frame_loop_linear_layouts_on_cpu(models):
     assert {lin.layout for lin in frame_linears} == {packed}
     assert runner.text_fc1.layout == packed  # prefill rows only: packed for any row count
     bf16 = registry.create("torch:dtype=bfloat16").load_generator(models["tiny"])
-    assert {lin.layout for lin in (bf16.codec_head, bf16.talker.layers[0].qkv, bf16.text_fc1)} == {"out_in"}
-    assert bf16.codec_head.weight.shape == (models["tiny"].config.vocab_size, models["tiny"].config.hidden_size)
+    bf16_layout = "onednn" if onednn_packable(torch.bfloat16, torch.device("cpu")) else "out_in"
+    assert {lin.layout for lin in (bf16.codec_head, bf16.talker.layers[0].qkv, bf16.text_fc1)} == {bf16_layout}
+    if bf16_layout == "out_in":
+        assert bf16.codec_head.weight.shape == (models["tiny"].config.vocab_size,
+                                                models["tiny"].config.hidden_size)
 
 
 @pytest.mark.parametrize("dtype,rows_hint,layout", [
-    ("float32", 1, "onednn"), ("float32", None, "onednn"), ("bfloat16", 1, "out_in"), ("bfloat16", None, "out_in"),
+    ("float32", 1, "onednn"), ("float32", None, "onednn"), ("bfloat16", 1, "onednn"), ("bfloat16", None, "onednn"),
+    ("bfloat16", 1, "out_in"), ("bfloat16", None, "out_in"),
 ])
 @pytest.mark.parametrize("rows", [1, 7])
 @pytest.mark.parametrize("bias", [False, True])
@@ -102,8 +107,9 @@ def test_every_linear_layout_gives_the_product(dtype, rows_hint, layout, rows, b
     """Each layout computes ``x (g W)^T + g b`` for any row count (float32: 1e-5; bfloat16: its rounding)."""
     from perfkit.backends.torch.layers import Linear, onednn_packable
 
-    if layout == "onednn" and not onednn_packable(torch.float32, torch.device("cpu")):
-        pytest.skip("this torch build has no oneDNN")
+    torch_dtype = getattr(torch, dtype)
+    if layout == "onednn" and not onednn_packable(torch_dtype, torch.device("cpu")):
+        pytest.skip(f"oneDNN cannot pack {dtype} here")
     rng = np.random.default_rng(3)
     w = {"lin.weight": rng.standard_normal((96, 64)), "lin.scale": rng.uniform(0.5, 2.0, 96)}
     if bias:
@@ -112,8 +118,8 @@ def test_every_linear_layout_gives_the_product(dtype, rows_hint, layout, rows, b
     expected = x @ (w["lin.weight"] * w["lin.scale"][:, None]).T
     if bias:
         expected += w["lin.bias"] * w["lin.scale"]
-    torch_dtype = getattr(torch, dtype)
-    lin = Linear.pack(w, "lin", torch_dtype, torch.device("cpu"), scale=w["lin.scale"], rows=rows_hint)
+    lin = Linear.from_matrix(w["lin.weight"], w.get("lin.bias"), torch_dtype, torch.device("cpu"),
+                             scale=w["lin.scale"], rows=rows_hint, layout=layout)
     assert lin.layout == layout
     with torch.inference_mode():
         got = lin(torch.from_numpy(x).to(torch_dtype)).double().numpy()

@@ -227,39 +227,52 @@ def _gemm_linears(runner) -> list:
 
 def test_vocoder_gemms_are_onednn_packed_on_cpu(tiny_vocoder):
     """float32 on a CPU: every GEMM-shaped layer runs on oneDNN's packed weight (faster than MKL's sgemm
-    on the vocoder's shapes here); bfloat16: torch's ``(out, in)`` for ``F.linear``."""
+    on the vocoder's shapes here); bfloat16: the same where oneDNN runs bfloat16 natively (AVX-512, AMX),
+    else torch's ``(out, in)`` for ``F.linear``."""
     from perfkit.backends.torch.layers import onednn_packable
 
-    packed = "onednn" if onednn_packable(torch.float32, torch.device("cpu")) else "in_out"
+    cpu = torch.device("cpu")
+    packed = "onednn" if onednn_packable(torch.float32, cpu) else "in_out"
     f32 = _gemm_linears(registry.create("torch").load_vocoder(tiny_vocoder))
     assert len(f32) > 10 and {lin.layout for lin in f32} == {packed}
     bf16 = _gemm_linears(registry.create("torch:dtype=bfloat16").load_vocoder(tiny_vocoder))
-    assert {lin.layout for lin in bf16} == {"out_in"}
+    assert {lin.layout for lin in bf16} == {"onednn" if onednn_packable(torch.bfloat16, cpu) else "out_in"}
 
 
-def _linear_in(layout: str, weight: np.ndarray, bias: np.ndarray):
-    """``weight (out, in)`` as a :class:`Linear` of ``layout`` (``in_out``, CUDA's, built directly on the CPU)."""
+def _linear_in(layout: str, dtype: torch.dtype, weight: np.ndarray, bias: np.ndarray):
+    """``weight (out, in)`` as a ``dtype`` :class:`Linear` of ``layout`` on the CPU (``in_out`` is CUDA's)."""
     from perfkit.backends.torch.layers import Linear, onednn_packable
 
     cpu = torch.device("cpu")
-    if layout == "in_out":
-        return Linear(torch.from_numpy(weight.T.astype(np.float32).copy()),
-                      torch.from_numpy(bias.astype(np.float32)), "in_out")
-    if layout == "onednn" and not onednn_packable(torch.float32, cpu):
-        pytest.skip("this torch build has no oneDNN")
-    lin = Linear.from_matrix(weight, bias, torch.bfloat16 if layout == "out_in" else torch.float32, cpu)
+    if layout == "onednn" and not onednn_packable(dtype, cpu):
+        pytest.skip(f"oneDNN cannot pack {dtype} here")
+    lin = Linear.from_matrix(weight, bias, dtype, cpu, layout=layout)
     assert lin.layout == layout
     return lin
 
 
-@pytest.mark.parametrize("layout", ["in_out", "onednn", "out_in"])
-def test_linear_plus_adds_the_residual_in_every_layout(layout):
+def test_a_forced_layout_must_exist_and_be_packable_here():
+    from perfkit.backends.torch.layers import Linear
+
+    w, b, cpu = np.ones((4, 3)), np.zeros(4), torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown layout 'blocked'"):
+        Linear.from_matrix(w, b, torch.float32, cpu, layout="blocked")
+    with pytest.raises(ValueError, match="oneDNN cannot pack a torch.float16 weight"):
+        Linear.from_matrix(w, b, torch.float16, cpu, layout="onednn")
+    assert Linear.from_matrix(w, b, torch.float32, cpu, layout="in_out").weight.shape == (3, 4)
+
+
+LAYOUT_DTYPES = [("in_out", torch.float32), ("onednn", torch.float32), ("onednn", torch.bfloat16),
+                 ("out_in", torch.bfloat16)]
+
+
+@pytest.mark.parametrize("layout, dtype", LAYOUT_DTYPES)
+def test_linear_plus_adds_the_residual_in_every_layout(layout, dtype):
     """``plus(x, r) = r + x W^T + b`` (float32: 1e-5; bfloat16: its rounding), ``r`` left unchanged."""
     rng = np.random.default_rng(8)
     weight, bias = rng.standard_normal((48, 32)), rng.standard_normal(48)
     x, residual = rng.standard_normal((37, 32)), rng.standard_normal((37, 48))
-    lin = _linear_in(layout, weight, bias)
-    dtype = torch.bfloat16 if layout == "out_in" else torch.float32
+    lin = _linear_in(layout, dtype, weight, bias)
     r = torch.from_numpy(residual).to(dtype)
     kept = r.clone()
     with torch.inference_mode():

@@ -16,8 +16,8 @@ allocations those graphs make live in their private memory pool, so the loop all
 
 A frame is matrix-vector products, bound by the weight bytes streamed. On a CPU every linear layer the
 frame loop runs (both decoder stacks, ``codec_head``, the projection, the ``lm_head`` s) is packed for
-one-row inputs (:class:`.layers.Linear`): oneDNN's layout in float32, torch's own ``(out, in)`` for
-``F.linear`` in bfloat16.
+one-row inputs (:class:`.layers.Linear`): oneDNN's layout in float32, and in bfloat16 where oneDNN runs it
+natively (AVX-512, AMX); elsewhere torch's own ``(out, in)`` for ``F.linear`` in bfloat16.
 
 Codec embeddings of all groups are one float32 table ``(V + (G-1)*C, H)`` with per-group row
 offsets, so a frame's summed embedding is a single ``embedding_bag``. The text embedding stays on

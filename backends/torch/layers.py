@@ -91,18 +91,23 @@ class SnakeBeta:
 
 
 # --------------------------------------------------------------------------- dense layers
+LAYOUTS = ("onednn", "out_in", "in_out")
+
+
 def onednn_packable(dtype: torch.dtype, device: torch.device) -> bool:
-    """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: float32 on a CPU build with
-    oneDNN (the bfloat16 packing needs AVX-512 or AVX-NE-CONVERT; CUDA has cuBLAS)."""
-    return device.type == "cpu" and dtype == torch.float32 and onednn_gemm_available()
+    """Whether :meth:`Linear.pack` can keep a weight in oneDNN's packed layout: on a CPU build with oneDNN,
+    float32, and bfloat16 where oneDNN has vectorised bfloat16 kernels for the CPU (AVX-512, AVX512-BF16,
+    AMX: :func:`perfkit.measure.peak.onednn_gemm_available`); CUDA has cuBLAS."""
+    name = str(dtype).removeprefix("torch.")
+    return device.type == "cpu" and onednn_gemm_available(name)
 
 
 def linear_layout(dtype: torch.dtype, device: torch.device) -> str:
     """The weight layout :meth:`Linear.pack` picks (see :class:`Linear`)."""
-    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
-        return "out_in"
     if onednn_packable(dtype, device):
         return "onednn"
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        return "out_in"
     return "in_out"
 
 
@@ -112,21 +117,26 @@ class Linear:
 
     Three layouts of the weight (:func:`linear_layout`):
 
-    - ``onednn`` (float32 on a CPU): oneDNN's blocked layout of ``W``, reordered once at load (for
-      ``rows``-row inputs when the caller knows the count, else for any), applied by
+    - ``onednn`` (float32 on a CPU; bfloat16 on a CPU with AVX-512, AVX512-BF16 or AMX, where oneDNN runs
+      bfloat16 natively: :func:`onednn_packable`): oneDNN's blocked layout of ``W``, reordered once at load
+      (for ``rows``-row inputs when the caller knows the count, else for any), applied by
       ``torch.ops.mkldnn._linear_pointwise`` (the kernel ``torch.compile`` emits for frozen CPU linears).
       For one row — the generator's per-frame layers, matrix-vector products bound by the weight bytes
       read — this streams the weight with every thread, where MKL's ``sgemm`` with one row runs on one
       (about 11 against 15 GB/s with two threads here; ``reports/optimizations/torch-onednn-gemv``). For
       many rows — the vocoder's transposed and 1x1 convolutions, its transformer and ConvNeXt layers —
       oneDNN's GEMM is faster than MKL's on this AMD CPU (the vocoder's shapes: 1.0–1.5x, the largest
-      gain on the widest transposed convolutions; ``reports/optimizations/torch-onednn-gemm``);
+      gain on the widest transposed convolutions; ``reports/optimizations/torch-onednn-gemm``). In bfloat16
+      on an AMX CPU the packed one-row product streams 80 talker-shaped weights from memory at 21.8 against
+      15.7 GB/s for ``F.linear`` (float32 packed: 25.3), and the 0.6B frame loop is 1.2x faster
+      (``reports/optimizations/torch-onednn-bfloat16-amx``);
     - ``in_out`` (CUDA, and CPU builds without oneDNN): ``weight (in, out)``, strided; ``x @ weight``
       (``addmm`` with a bias) goes to cuBLAS / MKL;
-    - ``out_in`` (bfloat16 / float16 on a CPU): ``W`` as it is, through ``F.linear``, whose reduced-precision
-      kernels take the transposed operand (dot products along contiguous rows, float32 accumulation);
-      ``x @ W`` on the ``(in, out)`` layout falls back to a scalar loop where the CPU lacks AVX-512-BF16
-      (a one-row bfloat16 product of the talker's shapes: 0.4 against 12.6 GB/s here).
+    - ``out_in`` (bfloat16 / float16 on a CPU that oneDNN cannot pack them for, e.g. AVX2 only): ``W`` as
+      it is, through ``F.linear``, whose reduced-precision kernels take the transposed operand (dot products
+      along contiguous rows, float32 accumulation); ``x @ W`` on the ``(in, out)`` layout falls back to a
+      scalar loop where the CPU lacks AVX-512-BF16 (a one-row bfloat16 product of the talker's shapes on the
+      AMD EPYC: 0.4 against 12.6 GB/s).
 
     ``scale`` (per output) is folded at load: ``(x W^T + b) * g = x (g W)^T + g b``, computed in float64.
     """
@@ -144,8 +154,16 @@ class Linear:
 
     @classmethod
     def from_matrix(cls, weight: np.ndarray, bias: np.ndarray | None, dtype: torch.dtype, device: torch.device,
-                    scale: np.ndarray | None = None, rows: int | None = None) -> Linear:
-        """``weight (out, in)``, ``bias (out,)`` or ``None``, as :meth:`pack` takes them from a mapping."""
+                    scale: np.ndarray | None = None, rows: int | None = None, layout: str | None = None
+                    ) -> Linear:
+        """``weight (out, in)``, ``bias (out,)`` or ``None``, as :meth:`pack` takes them from a mapping;
+        ``layout``: one of :data:`LAYOUTS` instead of :func:`linear_layout`'s choice (to compare them)."""
+        if layout is None:
+            layout = linear_layout(dtype, device)
+        elif layout not in LAYOUTS:
+            raise ValueError(f"unknown layout {layout!r}: one of {', '.join(LAYOUTS)}")
+        elif layout == "onednn" and not onednn_packable(dtype, device):
+            raise ValueError(f"oneDNN cannot pack a {dtype} weight on {device} here")
         weight = np.asarray(weight, dtype=np.float64)
         bias = None if bias is None else np.asarray(bias, dtype=np.float64)
         if scale is not None:
@@ -153,7 +171,6 @@ class Linear:
             weight = weight * g[:, None]
             bias = None if bias is None else bias * g
         b = None if bias is None else to_tensor(bias, dtype, device)
-        layout = linear_layout(dtype, device)
         if layout == "onednn":
             return cls(torch.ops.mkldnn._reorder_linear_weight(to_tensor(weight, dtype, device), rows), b, layout)
         return cls(to_tensor(weight if layout == "out_in" else weight.T, dtype, device), b, layout)

@@ -14,8 +14,9 @@ What is measured (each a best-of-``repeats``; the median and the spread are stor
   float32 (TF32 off), bfloat16, float16 on CUDA when a device is visible. torch's CPU float32 has two GEMM
   engines, each measured (``engine``): MKL's ``sgemm`` behind ``torch.mm`` (``""``, the library's default,
   as for every other entry) and oneDNN's, on a weight packed once (``"onednn"``, the kernel of ``conv2d``
-  and of perfkit's torch linears). On the development machine's AMD EPYC MKL reached about 100 GFLOP/s and
-  oneDNN about 150 at ``n = 2048``; a library's peak (:meth:`MachinePeaks.gemm`) is its fastest engine's,
+  and of perfkit's torch linears); so has its bfloat16 where oneDNN has vectorised bfloat16 kernels for the
+  CPU (:func:`onednn_gemm_available`). On the development machine's AMD EPYC MKL reached about 100 GFLOP/s
+  and oneDNN about 150 at ``n = 2048``; a library's peak (:meth:`MachinePeaks.gemm`) is its fastest engine's,
   so a stage's "% of peak" is against the best that library does on this machine. ``n`` is adapted so that one
   product takes about ``target_s`` (a probe at ``n = 512`` sets it: ``n = cbrt(rate * target_s / 2)``,
   rounded to a multiple of 256 in ``[2048, max_n]``: below 2048 a GEMM is not at its peak, and a
@@ -43,7 +44,7 @@ import platform
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,8 @@ from .environment import cpu_model, gpus, package_versions
 
 CACHE_ENV = "PERFKIT_CACHE_DIR"
 CACHE_FILE = "machine_peaks.json"
-SCHEMA = 3  # 2: torch's GEMM with B transposed; 3: torch's CPU float32 on oneDNN too (older: measured again)
+SCHEMA = 4  # 2: torch's GEMM with B transposed; 3: torch's CPU float32 on oneDNN too; 4: and bfloat16 where
+# oneDNN has vectorised bfloat16 kernels (older: measured again)
 
 GEMM = "gemm"
 COPY = "copy"
@@ -76,6 +78,8 @@ GEMM_DTYPES: dict[str, tuple[str, ...]] = {
 LIBRARY_DEVICE = {NUMPY: "cpu", TORCH: "cpu", TORCH_CUDA: "cuda"}
 DEFAULT_ENGINE = ""
 ONEDNN = "onednn"
+#: torch CPU dtypes whose GEMM oneDNN can run on a packed weight (:func:`onednn_gemm_available`).
+ONEDNN_DTYPES = ("float32", "bfloat16")
 
 DEFAULT_TARGET_S = 0.25
 DEFAULT_REPEATS = 5
@@ -388,17 +392,25 @@ def _round_n(n: float, max_n: int) -> int:
     return int(min(max(min(MIN_N, max_n), round(n / 256) * 256), max_n))
 
 
-def onednn_gemm_available() -> bool:
-    """Whether this torch can pack a weight for oneDNN's CPU GEMM (a CPU build with oneDNN): the engine
-    measured here, and the layout the torch backend packs its float32 CPU linears in."""
+def onednn_gemm_available(dtype: str = "float32") -> bool:
+    """Whether this torch can pack a ``dtype`` weight for oneDNN's CPU GEMM: float32 on a CPU build with
+    oneDNN; bfloat16 where oneDNN also has vectorised bfloat16 kernels for this CPU
+    (``torch.ops.mkldnn._is_mkldnn_bf16_supported``: AVX-512, AVX512-BF16 or AMX; not an AVX2-only CPU, where
+    torch's bfloat16 products are its own). The engine measured here, and the layout the torch backend packs
+    its CPU linears in."""
     import torch
 
-    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")
+    if dtype not in ONEDNN_DTYPES:
+        return False
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")):
+        return False
+    return dtype == "float32" or bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
-def gemm_engines(library: str, dtype: str, with_onednn: bool) -> tuple[str, ...]:
-    """The engines measured for ``library`` in ``dtype``: the default, and oneDNN for torch's CPU float32."""
-    if library == TORCH and dtype == "float32" and with_onednn:
+def gemm_engines(library: str, dtype: str, onednn_dtypes: Collection[str] = ()) -> tuple[str, ...]:
+    """The engines measured for ``library`` in ``dtype``: the default, and oneDNN for torch's CPU dtypes in
+    ``onednn_dtypes`` (those :func:`onednn_gemm_available` accepts on this machine)."""
+    if library == TORCH and dtype in onednn_dtypes:
         return (DEFAULT_ENGINE, ONEDNN)
     return (DEFAULT_ENGINE,)
 
@@ -546,13 +558,13 @@ def measure_bandwidth(library: str, kind: str, threads: int, *, nbytes: int | No
                            tuple(seconds), used)
 
 
-def planned_measurements(with_torch: bool, with_cuda: bool, with_onednn: bool = False
+def planned_measurements(with_torch: bool, with_cuda: bool, onednn_dtypes: Collection[str] = ()
                           ) -> list[tuple[str, str, str, str]]:
     """``(kind, library, dtype, engine)`` in measuring order (the bandwidth ``dtype`` is its array's, float32;
-    ``engine`` is ``""`` but for torch's CPU float32 GEMM on oneDNN, with ``with_onednn``)."""
+    ``engine`` is ``""`` but for torch's CPU GEMMs on oneDNN, in the dtypes of ``onednn_dtypes``)."""
     plan = [(GEMM, NUMPY, dt, DEFAULT_ENGINE) for dt in GEMM_DTYPES[NUMPY]]
     if with_torch:
-        plan += [(GEMM, TORCH, dt, e) for dt in GEMM_DTYPES[TORCH] for e in gemm_engines(TORCH, dt, with_onednn)]
+        plan += [(GEMM, TORCH, dt, e) for dt in GEMM_DTYPES[TORCH] for e in gemm_engines(TORCH, dt, onednn_dtypes)]
     if with_cuda:
         plan += [(GEMM, TORCH_CUDA, dt, DEFAULT_ENGINE) for dt in GEMM_DTYPES[TORCH_CUDA]]
     plan.append((COPY, NUMPY, "float32", DEFAULT_ENGINE))
@@ -567,13 +579,13 @@ def measure_machine(threads: int, *, target_s: float = DEFAULT_TARGET_S, repeats
                     max_n: int = MAX_N, bandwidth_bytes: int | None = None, with_torch: bool | None = None,
                     with_cuda: bool | None = None,
                     progress: Progress | None = None) -> tuple[PeakMeasurement, ...]:
-    """Every peak of :func:`planned_measurements`: torch when importable (its float32 GEMM on oneDNN too,
-    when the build has it), CUDA when a device is visible."""
+    """Every peak of :func:`planned_measurements`: torch when importable (its CPU GEMMs on oneDNN too, in
+    the dtypes this build and CPU pack for it), CUDA when a device is visible."""
     with_torch = torch_importable() if with_torch is None else with_torch
     with_cuda = (with_torch and cuda_device_name() is not None) if with_cuda is None else with_cuda
-    with_onednn = with_torch and onednn_gemm_available()
+    onednn_dtypes = tuple(dt for dt in GEMM_DTYPES[TORCH] if onednn_gemm_available(dt)) if with_torch else ()
     out = []
-    for kind, library, dtype, engine in planned_measurements(with_torch, with_cuda, with_onednn):
+    for kind, library, dtype, engine in planned_measurements(with_torch, with_cuda, onednn_dtypes):
         if progress:
             progress(f"{kind} {library} {dtype}" + (f" ({engine})" if engine else ""))
         if kind == GEMM:
