@@ -76,6 +76,24 @@ def test_bfloat16_logits_stay_close(models, frames):
         assert snr >= 20.0, (frame, group, snr)
 
 
+def test_host_text_embedding_is_held_in_the_compute_dtype(models):
+    """bfloat16 holds the text table at half the float32 bytes; its rows are what converting the float32 rows
+    gives, so the projected text embedding is unchanged."""
+    model = models["tiny"]
+    table = model.weights["model.text_embedding.weight"]
+    bf16 = registry.create("torch:dtype=bfloat16").load_generator(model)
+    assert bf16.text_embedding.dtype == torch.bfloat16 and bf16.text_embedding.device.type == "cpu"
+    assert bf16.text_embedding.nbytes * 2 == table.nbytes
+    ids = np.array([3, 0, 7, 3])
+    expected = torch.from_numpy(table[ids]).to(torch.bfloat16)
+    with torch.inference_mode():
+        got = bf16.text_embedding.index_select(0, torch.from_numpy(ids))
+        assert torch.equal(got, expected)
+        f32 = registry.create(SPEC).load_generator(model)
+        assert torch.equal(f32.text_embedding, torch.from_numpy(table))
+        assert bf16.embed_text(ids).shape == f32.embed_text(ids).shape == (4, model.config.hidden_size)
+
+
 def test_frame_loop_linear_layouts_on_cpu(models):
     """float32 on a CPU: every linear layer is oneDNN-packed, the per-frame ones for one row, the prefill-only
     ones for any; bfloat16: the same where oneDNN runs bfloat16 natively (AVX-512, AMX), else every linear

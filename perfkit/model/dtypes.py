@@ -1,8 +1,11 @@
 """Element sizes of the compute dtypes perfkit names, and what a model's weights weigh in one of them.
 
 By name, not ``np.dtype``: NumPy has no bfloat16. The models keep their weights in float32 whatever a
-backend computes in; a backend converts them once at load, so the bytes it holds are the parameter count
-times its compute dtype's element size (a bfloat16 backend half the float32 bytes, float64 twice).
+backend computes in; a backend converts them once at load, so the bytes it holds are about the parameter
+count times its compute dtype's element size (a bfloat16 backend half the float32 bytes, float64 twice).
+About: what a backend keeps in float32 on purpose is counted at the compute dtype — torch's codec
+embedding table and norms (the 0.6B generator in bfloat16 holds about 68 MB more than counted), the NumPy
+float64 generator's host text embedding (1.2 GB less than counted); packed layouts may pad.
 """
 
 from __future__ import annotations

@@ -62,4 +62,3 @@ class GeneratorModel:
     def weight_bytes_in(self, dtype: str) -> int | None:
         """Bytes of the weights as a backend computing in ``dtype`` holds them (:func:`.dtypes.weight_bytes_in`)."""
         return weight_bytes_in(self.weights, dtype)
-
