@@ -251,6 +251,23 @@ def _linear_in(layout: str, dtype: torch.dtype, weight: np.ndarray, bias: np.nda
     return lin
 
 
+@pytest.mark.parametrize("native, expected", [(True, "onednn"), (False, "out_in")])
+def test_bfloat16_layout_follows_onednn_support(monkeypatch, native, expected):
+    """Whatever this CPU has: bfloat16 on oneDNN where it runs natively (AVX-512, AMX), ``F.linear`` on
+    ``(out, in)`` where it does not (AVX2); float32 on oneDNN either way; CUDA always ``in_out``."""
+    from perfkit.backends.torch import layers
+
+    def available(dtype: str = "float32") -> bool:
+        return dtype == "float32" or (dtype == "bfloat16" and native)
+
+    monkeypatch.setattr(layers, "onednn_gemm_available", available)
+    cpu = torch.device("cpu")
+    assert layers.linear_layout(torch.bfloat16, cpu) == expected
+    assert layers.linear_layout(torch.float16, cpu) == "out_in"
+    assert layers.linear_layout(torch.float32, cpu) == "onednn"
+    assert layers.linear_layout(torch.bfloat16, torch.device("cuda")) == "in_out"
+
+
 def test_a_forced_layout_must_exist_and_be_packable_here():
     from perfkit.backends.torch.layers import Linear
 
