@@ -82,6 +82,21 @@ def test_streaming_equals_offline(tiny_vocoder, tiny_codes, dtype, atol):
     np.testing.assert_allclose(np.concatenate(chunks), offline, rtol=0, atol=atol)
 
 
+def test_residual_units_in_narrow_tiles_equal_one_tile(tiny_vocoder, tiny_codes, monkeypatch):
+    """The tile walk (look-back carried from tile to tile, one block per thread) changes no value beyond
+    rounding: 64-column tiles against the default, whose tiny-preset tiles hold a whole block."""
+    from perfkit.backends.numba import vocoder as numba_vocoder
+
+    backend = registry.create("numba:dtype=float32")
+    runner = backend.load_vocoder(tiny_vocoder)
+    wide = decode_to_host(backend, runner, tiny_codes)
+    monkeypatch.setattr(numba_vocoder, "TILE_BYTES", 1)
+    monkeypatch.setattr(numba_vocoder, "MIN_TILE_COLUMNS", 64)
+    assert runner._tile(tiny_vocoder.config.decoder_dim) == 64
+    narrow = decode_to_host(backend, runner, tiny_codes)
+    assert snr_db(narrow, wide) >= FLOAT32_MIN_SNR_DB + 40
+
+
 def test_buffers_are_reused_and_host_copies_stay_valid(tiny_vocoder):
     backend = registry.create("numba:dtype=float32")
     runner = backend.load_vocoder(tiny_vocoder)

@@ -41,6 +41,11 @@ LAYER_NORM_EPS = 1e-6
 RESIDUAL_DILATIONS = (1, 3, 9)
 #: Bytes of one ``(C, tile)`` activation tile of the residual units (sized to stay in L2).
 TILE_BYTES = 1 << 19
+#: Fewest columns of a residual-unit tile, whatever the channels: each tile is ``k + 1`` GEMMs of ``tile``
+#: columns, and the wide blocks' budget alone (128 columns at 768 channels) leaves BLAS too little to do
+#: per call (block 0's units 182 -> 168 ms, 1.09x; the rest unchanged:
+#: ``reports/optimizations/numba-min-tile-columns``).
+MIN_TILE_COLUMNS = 640
 
 
 def _taps(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -203,8 +208,9 @@ class NumbaVocoder(VocoderRunner):
         return a
 
     def _tile(self, channels: int) -> int:
-        """Residual-unit tile width: ``TILE_BYTES`` per ``(C, tile)`` tile, a multiple of 64, at least 64."""
-        return max(64, (TILE_BYTES // (channels * self.dtype.itemsize)) // 64 * 64)
+        """Residual-unit tile width: ``TILE_BYTES`` per ``(C, tile)`` tile, a multiple of 64, at least
+        :data:`MIN_TILE_COLUMNS`."""
+        return max(MIN_TILE_COLUMNS, (TILE_BYTES // (channels * self.dtype.itemsize)) // 64 * 64)
 
     # ------------------------------------------------------------------ stages
     def rvq_decode(self, codes: np.ndarray, state: State) -> np.ndarray:
