@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import importlib.util
 import json
@@ -392,12 +393,13 @@ def _round_n(n: float, max_n: int) -> int:
     return int(min(max(min(MIN_N, max_n), round(n / 256) * 256), max_n))
 
 
+@functools.cache
 def onednn_gemm_available(dtype: str = "float32") -> bool:
     """Whether this torch can pack a ``dtype`` weight for oneDNN's CPU GEMM: float32 on a CPU build with
     oneDNN; bfloat16 where oneDNN also has vectorised bfloat16 kernels for this CPU
     (``torch.ops.mkldnn._is_mkldnn_bf16_supported``: AVX-512, AVX512-BF16 or AMX; not an AVX2-only CPU, where
     torch's bfloat16 products are its own). The engine measured here, and the layout the torch backend packs
-    its CPU linears in."""
+    its CPU linears in; asked once per dtype per process (the backend asks for every layer it packs)."""
     import torch
 
     if dtype not in ONEDNN_DTYPES:
