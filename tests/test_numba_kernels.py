@@ -131,7 +131,7 @@ def test_polynomial_snake_matches_sin(rng, dtype, min_snr, scale):
     beta = 0.5 * rng.standard_normal(c)
     a, inv_b = act.snake_params(alpha, beta, dtype)
     out = np.empty_like(x)
-    act.snake(x, a, inv_b, act.sin_constants(dtype), out)
+    act.snake(x, 0, a, inv_b, act.sin_constants(dtype), out)
     # reference on the same rounded inputs: exp(alpha) etc. as stored in dtype
     x64, a64, ib64 = x.astype(np.float64), a.astype(np.float64)[:, None], inv_b.astype(np.float64)[:, None]
     if dtype == np.float32:
@@ -144,12 +144,25 @@ def test_polynomial_snake_matches_sin(rng, dtype, min_snr, scale):
     assert snr >= min_snr
 
 
-def test_snake_in_place_and_on_views(rng):
+def test_snake_in_place_and_on_column_windows(rng):
+    """Both SnakeBeta kernels on a window of columns (from an offset, into an offset, in place) and on a
+    strided 2-D view give exactly the values of the whole array's pass."""
     x = rng.standard_normal((4, 50)).astype(np.float32)
-    a, inv_b = act.snake_params(np.zeros(4), np.zeros(4), np.float32)
+    a, inv_b = act.snake_params(rng.standard_normal(4), rng.standard_normal(4), np.float32)
     k = act.sin_constants(np.float32)
     expected = np.empty_like(x)
-    act.snake(x, a, inv_b, k, expected)
+    act.snake(x, 0, a, inv_b, k, expected)
+    window = np.empty((4, 30), np.float32)
+    act.snake(x, 10, a, inv_b, k, window)
+    np.testing.assert_array_equal(window, expected[:, 10:40])
+    y = x.copy()
+    act.snake_columns(y, 10, a, inv_b, k, y, 10, 30)  # in place, columns 10..39 only
+    np.testing.assert_array_equal(y[:, 10:40], expected[:, 10:40])
+    np.testing.assert_array_equal(y[:, :10], x[:, :10])
+    np.testing.assert_array_equal(y[:, 40:], x[:, 40:])
+    shifted = np.zeros((4, 35), np.float32)
+    act.snake_columns(x, 20, a, inv_b, k, shifted, 5, 30)  # from column 20 into column 5
+    np.testing.assert_array_equal(shifted[:, 5:], expected[:, 20:])
     view = x.copy()[:, 10:40]
-    act.snake(view, a, inv_b, k, view)
+    act.snake(view, 0, a, inv_b, k, view)
     np.testing.assert_array_equal(view, expected[:, 10:40])

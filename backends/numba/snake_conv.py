@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numba import prange
 
-from .activations import snake_serial
+from .activations import snake_columns
 from .blas import gemm
 from .conv import conv_taps
 from .elementwise import copy_columns
@@ -46,7 +46,7 @@ def _look_back(src: np.ndarray, start: int, a: np.ndarray, ib: np.ndarray, k: np
     if start == 0:
         copy_columns(tail, 0, h, 0, pad)
     else:
-        snake_serial(src[:, start - pad:start], a, ib, k, h[:, :pad])
+        snake_columns(src, start - pad, a, ib, k, h, 0, pad)
 
 
 @kernel
@@ -55,10 +55,10 @@ def push_snake_tail(src: np.ndarray, a: np.ndarray, ib: np.ndarray, k: np.ndarra
     length = src.shape[1]
     pad = tail.shape[1]
     if length >= pad:
-        snake_serial(src[:, length - pad:], a, ib, k, tail)
+        snake_columns(src, length - pad, a, ib, k, tail, 0, pad)
     else:
         copy_columns(tail, length, tail, 0, pad - length)  # ascending: a safe left shift in place
-        snake_serial(src, a, ib, k, tail[:, pad - length:])
+        snake_columns(src, 0, a, ib, k, tail, pad - length, length)
 
 
 @kernel
@@ -73,10 +73,10 @@ def _unit_block(src: np.ndarray, dst: np.ndarray, start: int, stop: int,
     _look_back(src, start, a1, ib1, k, tail, h)
     for t0 in range(start, stop, tile):
         tw = min(tile, stop - t0)
-        snake_serial(src[:, t0:t0 + tw], a1, ib1, k, h[:, pad:pad + tw])
+        snake_columns(src, t0, a1, ib1, k, h, pad, tw)
         at = acc[:, :tw]
         conv_taps(h[:, :pad + tw], w1, b1, dilation, at)
-        snake_serial(at, a2, ib2, k, at)
+        snake_columns(acc, 0, a2, ib2, k, acc, 0, tw)
         for c in range(channels):  # the residual and the 1x1 conv's bias, then its GEMM on top
             bc = b2[c]
             for i in range(tw):
@@ -114,7 +114,7 @@ def _snake_conv_block(src: np.ndarray, start: int, stop: int, a: np.ndarray, ib:
     _look_back(src, start, a, ib, k, tail, h)
     for t0 in range(start, stop, tile):
         tw = min(tile, stop - t0)
-        snake_serial(src[:, t0:t0 + tw], a, ib, k, h[:, pad:pad + tw])
+        snake_columns(src, t0, a, ib, k, h, pad, tw)
         conv_taps(h[:, :pad + tw], w, b, dilation, dst[:, t0:t0 + tw])
         copy_columns(h, tw, h, 0, pad)
 

@@ -318,7 +318,7 @@ class NumbaVocoder(VocoderRunner):
         k = blk["k"]
         cout = blk["tconv"].shape[0] // k
         s = self.ws.get("snake", (cin, t))
-        act.snake(x, blk["act"][0], blk["act"][1], self.sin_k, s)
+        act.snake(x, 0, blk["act"][0], blk["act"][1], self.sin_k, s)
         cols = self.ws.get("tconv.cols", (cout, k, t))
         tail = self._state_array(state, f"block_{i}.tconv", (cout, k - rate))
         out = self.ws.get(f"out.block_{i}.tconv", (cout, t * rate))
