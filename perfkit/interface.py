@@ -230,7 +230,12 @@ class VocoderRunner(abc.ABC):
 
     @abc.abstractmethod
     def run_stage(self, stage: str, x: Array, state: State) -> Array:
-        """Run one fine stage on ``x`` (the previous stage's output, or uploaded codes for ``rvq_decode``)."""
+        """Run one fine stage on ``x`` (the previous stage's output, or uploaded codes for ``rvq_decode``).
+
+        A stage leaves ``x`` unchanged. Its output is valid at least until two more stages have run: a
+        runner may reuse that memory then (the numba runner alternates two buffers), so a caller that
+        keeps an output longer keeps a copy (:meth:`Backend.to_host`, or ``copy.deepcopy``).
+        """
 
     def run_coarse(self, stage: str, x: Array, state: State) -> Array:
         """A coarse stage: its fine stages back to back, no synchronisation in between."""

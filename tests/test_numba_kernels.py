@@ -9,6 +9,7 @@ pytest.importorskip("numba")
 
 from perfkit.backends.numba import activations as act  # noqa: E402
 from perfkit.backends.numba import conv  # noqa: E402
+from perfkit.backends.numba import snake_conv as sc  # noqa: E402
 from perfkit.backends.numba.linear import pgemm  # noqa: E402
 from perfkit.backends.numpy import layers  # noqa: E402
 
@@ -166,3 +167,33 @@ def test_snake_in_place_and_on_column_windows(rng):
     view = x.copy()[:, 10:40]
     act.snake(view, 0, a, inv_b, k, view)
     np.testing.assert_array_equal(view, expected[:, 10:40])
+
+
+@pytest.mark.parametrize("length,dilation", [(3000, 1), (3000, 9), (40, 9)])
+def test_residual_unit_in_place_equals_out_of_place(rng, length, dilation):
+    """``dst is src`` (a decoder block's second and third units) gives exactly the values and the next
+    tail of a separate ``dst``: two blocks of 64-column tiles, and a chunk shorter than the look-back."""
+    c, taps, threads, tile = 6, 7, 2, 64
+    pad = (taps - 1) * dilation
+    src = rng.standard_normal((c, length)).astype(np.float32)
+    params = [act.snake_params(rng.standard_normal(c), rng.standard_normal(c), np.float32) for _ in range(2)]
+    w1 = (0.3 * rng.standard_normal((taps, c, c))).astype(np.float32)
+    w2 = (0.3 * rng.standard_normal((c, c))).astype(np.float32)
+    b1, b2 = (rng.standard_normal(c).astype(np.float32) for _ in range(2))
+    k = act.sin_constants(np.float32)
+    tail0 = rng.standard_normal((c, pad)).astype(np.float32)
+
+    def run(dst: np.ndarray, x: np.ndarray) -> np.ndarray:
+        tail = tail0.copy()
+        h = np.empty((threads, c, pad + tile), np.float32)
+        acc = np.empty((threads, c, tile), np.float32)
+        sc.residual_unit(x, dst, *params[0], w1, b1, dilation, *params[1], w2, b2, k, tail, h, acc)
+        return tail
+
+    apart = np.empty_like(src)
+    tail_apart = run(apart, src)
+    inplace = src.copy()
+    tail_inplace = run(inplace, inplace)
+    np.testing.assert_array_equal(inplace, apart)
+    np.testing.assert_array_equal(tail_inplace, tail_apart)
+    assert not np.array_equal(apart, src)

@@ -12,9 +12,10 @@ tile (``tile`` samples of every channel), with its own scratch that stays in its
 The look-back ``h[:, :P]`` of a tile is the end of the previous tile's ``h`` (shifted, never
 recomputed); a block's first tile recomputes it from ``src`` (``P`` columns), the utterance's
 first block takes it from the streaming ``tail`` (``snake_1`` of the previous chunk's last ``P``
-inputs), which is updated after the parallel loop. ``src`` and ``dst`` are different arrays, so
-the blocks are independent: the three units of a decoder block ping-pong between two buffers.
-All BLAS calls are single-threaded, one per thread (see :mod:`.blas_threads`).
+inputs). A residual unit reads every block's look-back and the next chunk's ``tail`` before the
+parallel loop, and a tile reads ``src[:, tile]`` before it writes ``dst[:, tile]``, so ``dst`` may
+be ``src``: a decoder block's second and third units run in place. All BLAS calls are
+single-threaded, one per thread (see :mod:`.blas_threads`).
 """
 
 from __future__ import annotations
@@ -66,11 +67,11 @@ def _unit_block(src: np.ndarray, dst: np.ndarray, start: int, stop: int,
                 a1: np.ndarray, ib1: np.ndarray, w1: np.ndarray, b1: np.ndarray, dilation: int,
                 a2: np.ndarray, ib2: np.ndarray, w2: np.ndarray, b2: np.ndarray, k: np.ndarray,
                 tail: np.ndarray, h: np.ndarray, acc: np.ndarray) -> None:
-    """One thread's block ``[start, stop)`` of :func:`residual_unit`, tile by tile."""
+    """One thread's block ``[start, stop)`` of :func:`residual_unit`, tile by tile; ``h[:, :P]`` holds
+    its look-back already."""
     pad = tail.shape[1]
     tile = acc.shape[1]
     channels = src.shape[0]
-    _look_back(src, start, a1, ib1, k, tail, h)
     for t0 in range(start, stop, tile):
         tw = min(tile, stop - t0)
         snake_columns(src, t0, a1, ib1, k, h, pad, tw)
@@ -90,18 +91,21 @@ def residual_unit(src: np.ndarray, dst: np.ndarray,
                   a1: np.ndarray, ib1: np.ndarray, w1: np.ndarray, b1: np.ndarray, dilation: int,
                   a2: np.ndarray, ib2: np.ndarray, w2: np.ndarray, b2: np.ndarray, k: np.ndarray,
                   tail: np.ndarray, h: np.ndarray, acc: np.ndarray) -> None:
-    """``dst = src + W2 @ snake_2(conv_{W1, d}(snake_1(src))) + b2`` over ``(C, L)``; ``dst`` is not ``src``.
+    """``dst = src + W2 @ snake_2(conv_{W1, d}(snake_1(src))) + b2`` over ``(C, L)``; ``dst`` may be ``src``.
 
     ``w1 (k, C, C)``, ``w2 (C, C)``, ``tail (C, P)`` updated; per-thread scratch ``h (n, C, P + tile)``,
-    ``acc (n, C, tile)`` for up to ``n`` blocks.
+    ``acc (n, C, tile)`` for up to ``n`` blocks. Every input the loop does not read in its own tile
+    (the blocks' look-backs, the next ``tail``) is read first.
     """
     length = src.shape[1]
     pad = tail.shape[1]
     blocks = _block_bounds(length, pad, h.shape[0])
+    for blk in range(blocks):
+        _look_back(src, blk * length // blocks, a1, ib1, k, tail, h[blk])
+    push_snake_tail(src, a1, ib1, k, tail)
     for blk in prange(blocks):
         _unit_block(src, dst, blk * length // blocks, (blk + 1) * length // blocks, a1, ib1, w1, b1, dilation,
                     a2, ib2, w2, b2, k, tail, h[blk], acc[blk])
-    push_snake_tail(src, a1, ib1, k, tail)
 
 
 @kernel

@@ -10,10 +10,12 @@ parallel kernel. Weights are converted and laid out once at load:
   ``pwconv2``; SnakeBeta's ``exp(alpha)`` and ``1/(exp(beta) + 1e-9)`` precomputed per channel;
 - codebooks normalised (``embedding_sum / clamp(cluster_usage, 1e-5)``) in float64, then rounded.
 
-Buffers come from a :class:`~.workspace.Workspace`: every stage writes its own ``out.<stage>``
-array (valid until that stage runs again) and shares scratch with the others; after the first
-decode of a given length nothing is allocated. The streaming state holds per-utterance arrays
-(convolution tails, KV caches) allocated at the utterance's first chunk and updated in place.
+Buffers come from a :class:`~.workspace.Workspace`: stage outputs alternate between two buffers
+(an output stays valid until two more stages have run), the block tconvs run in time tiles and
+the residual units in place after the first, so the scratch of a decode is two of its largest
+activations plus tile-sized buffers; after the first decode of a given length nothing is
+allocated. The streaming state holds per-utterance arrays (convolution tails, KV caches)
+allocated at the utterance's first chunk and updated in place.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ TILE_BYTES = 1 << 19
 #: per call (block 0's units 182 -> 168 ms, 1.09x; the rest unchanged:
 #: ``reports/optimizations/numba-min-tile-columns``).
 MIN_TILE_COLUMNS = 640
+#: Bytes of a block tconv's ``cols (Cout*k, tile)`` per tile (1820 input columns in block 3, 96 x 6 rows).
+TCONV_COLS_BYTES = 1 << 22
+#: Fewest input columns of a block-tconv tile: each tile reads the whole weight again (block 1's 768 x 3840,
+#: 11.8 MB: 256 columns made its tconv 1.13x slower, 512 about 1.05x; blocks 2 and 3 unchanged).
+MIN_TCONV_COLUMNS = 512
 
 
 def _taps(w: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -212,6 +219,11 @@ class NumbaVocoder(VocoderRunner):
         :data:`MIN_TILE_COLUMNS`."""
         return max(MIN_TILE_COLUMNS, (TILE_BYTES // (channels * self.dtype.itemsize)) // 64 * 64)
 
+    def _tconv_tile(self, rows: int) -> int:
+        """Input columns per block-tconv tile: ``TCONV_COLS_BYTES`` of ``cols (rows, tile)``, at least
+        :data:`MIN_TCONV_COLUMNS`."""
+        return max(MIN_TCONV_COLUMNS, TCONV_COLS_BYTES // (rows * self.dtype.itemsize))
+
     # ------------------------------------------------------------------ stages
     def rvq_decode(self, codes: np.ndarray, state: State) -> np.ndarray:
         """``(Q, T)`` -> ``(codebook_dim, T)``: codebook rows summed per group, one stacked projection."""
@@ -221,7 +233,7 @@ class NumbaVocoder(VocoderRunner):
         half = cfg.codebook_half_dim
         gathered = self.ws.get("rvq.gathered", (t, 2 * half))  # (T, [first | rest])
         gather_codebooks(codes, self.books, self.book_offsets, cfg.num_semantic_quantizers, gathered)
-        out = self.ws.get("out.rvq_decode", (cfg.codebook_dim, t))
+        out = self.ws.output((cfg.codebook_dim, t), codes)
         linear_t(self.rvq_proj, gathered, None, out)
         return out
 
@@ -231,7 +243,7 @@ class NumbaVocoder(VocoderRunner):
         k, cout, cin = w.shape
         tail = self._state_array(state, name, (cin, k - 1))
         xp = self.ws.get("conv.xp", (cin, k - 1 + x.shape[1]))
-        out = self.ws.get(f"out.{name}", (cout, x.shape[1]))
+        out = self.ws.output((cout, x.shape[1]), x)
         conv.causal_conv(x, w, b, tail, 1, xp, out, numba.get_num_threads())
         return out
 
@@ -279,7 +291,7 @@ class NumbaVocoder(VocoderRunner):
             linear(mlp, lw["down"], None, a)
             ew.residual_scale_add(h, lw["mlp_scale"], a)
         norms.rms_norm_rows(h, self.pt_norm, cfg.rms_norm_eps, a)
-        out = ws.get("out.pre_transformer", (cfg.latent_dim, t))
+        out = ws.output((cfg.latent_dim, t), x)
         linear_t(self.pt_out[0], a, self.pt_out[1], out)  # (latent, T) = W a^T + b
         state["pre_transformer.pos"] = pos0 + t
         return out
@@ -304,47 +316,54 @@ class NumbaVocoder(VocoderRunner):
         g = ws.get("up.g", (length, u["pw1"].shape[0]))
         linear(h, u["pw1"], u["pw1_b"], g)
         act.gelu_inplace(g)
-        out = ws.get(f"out.upsample_{i}", (d, length))
+        out = ws.output((d, length), x)
         ew.add_bias_to(y, u["b2g"], out)  # out = y + gamma * b2
         linear_t(u["pw2g"], g, None, out, accumulate=True)  # out += (gamma W2) g^T
         return out
 
     def block_tconv(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
-        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``."""
+        """SnakeBeta then causal ConvTranspose (k = 2*rate, stride = rate): ``(C, L) -> (C/2, L*rate)``.
+
+        Tile by tile over the input (:meth:`_tconv_tile` columns), the tail carried as between chunks,
+        so the SnakeBeta'd input and the GEMM's ``cols (C/2, k, tile)`` are tile-sized scratch.
+        """
         x = self._input(x)
         blk = self.blocks[i]
         rate = self.config.upsample_rates[i]
         cin, t = x.shape
         k = blk["k"]
         cout = blk["tconv"].shape[0] // k
-        s = self.ws.get("snake", (cin, t))
-        act.snake(x, 0, blk["act"][0], blk["act"][1], self.sin_k, s)
-        cols = self.ws.get("tconv.cols", (cout, k, t))
         tail = self._state_array(state, f"block_{i}.tconv", (cout, k - rate))
-        out = self.ws.get(f"out.block_{i}.tconv", (cout, t * rate))
-        conv.conv_transpose(s, blk["tconv"], blk["tconv_b"], rate, tail, cols, out, numba.get_num_threads())
+        out = self.ws.output((cout, t * rate), x)
+        tile = self._tconv_tile(cout * k)
+        threads = numba.get_num_threads()
+        for lo in range(0, t, tile):
+            hi = min(t, lo + tile)
+            s = self.ws.get("snake", (cin, hi - lo))
+            act.snake(x, lo, blk["act"][0], blk["act"][1], self.sin_k, s)
+            cols = self.ws.get("tconv.cols", (cout, k, hi - lo))
+            conv.conv_transpose(s, blk["tconv"], blk["tconv_b"], rate, tail, cols, out[:, lo * rate:hi * rate],
+                                threads)
         return out
 
     def block_resunits(self, i: int, x: np.ndarray, state: State) -> np.ndarray:
         """Three residual units ``x + conv1x1(snake(conv7_dilated(snake(x))))``, dilations 1, 3, 9.
 
-        Ping-pong: ``x -> out -> tmp -> out`` (each unit reads one buffer and writes the other).
+        The first reads ``x`` and writes the output; the second and third run in place on it.
         """
         x = self._input(x)
         c, length = x.shape
-        out = self.ws.get(f"out.block_{i}.resunits", (c, length))
-        tmp = self.ws.get("res.tmp", (c, length))
+        out = self.ws.output((c, length), x)
         tile = self._tile(c)
         threads = numba.get_num_threads()
         acc = self.ws.get("res.acc", (threads, c, tile))
         for u, (unit, dilation) in enumerate(zip(self.blocks[i]["units"], RESIDUAL_DILATIONS, strict=True)):
-            src, dst = (x, out) if u == 0 else ((out, tmp) if u == 1 else (tmp, out))
             k = unit["w1"].shape[0]
             pad = (k - 1) * dilation
             tail = self._state_array(state, f"block_{i}.res{u}", (c, pad))
             h = self.ws.get("res.h", (threads, c, pad + tile))
             (a1, ib1), (a2, ib2) = unit["act1"], unit["act2"]
-            sc.residual_unit(src, dst, a1, ib1, unit["w1"], unit["b1"], dilation,
+            sc.residual_unit(x if u == 0 else out, out, a1, ib1, unit["w1"], unit["b1"], dilation,
                              a2, ib2, unit["w2"], unit["b2"], self.sin_k, tail, h, acc)
         return out
 
@@ -359,6 +378,6 @@ class NumbaVocoder(VocoderRunner):
         h = self.ws.get("res.h", (numba.get_num_threads(), c, k - 1 + tile))
         y = self.ws.get("final.y", (1, length))
         sc.snake_conv(x, self.final_act[0], self.final_act[1], self.sin_k, w, b, 1, tail, h, y)
-        out = self.ws.get("out.final", (length,))
+        out = self.ws.output((length,), x)
         ew.clip_row(y, out, -1.0, 1.0)
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 from bench_support import BACKENDS, PRESET, ROUNDS, LoadedVocoder, base_info, parity_info
@@ -16,12 +18,13 @@ _INPUTS: dict[str, dict[str, object]] = {}
 
 
 def stage_inputs(v: LoadedVocoder) -> dict[str, object]:
-    """Each fine stage's input on this backend (its own chain, as in use), computed once."""
+    """Each fine stage's input on this backend (its own chain, as in use), computed once; copies, as a
+    runner may reuse an output's memory two stages later (the numba runner does)."""
     if v.label not in _INPUTS:
         inputs, x = {}, v.uploaded
         state = v.runner.new_state()
         for stage in v.runner.stages:
-            inputs[stage] = x
+            inputs[stage] = copy.deepcopy(x)
             x = v.runner.run_stage(stage, x, state)
         v.backend.synchronize()
         _INPUTS[v.label] = inputs
