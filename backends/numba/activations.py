@@ -80,7 +80,7 @@ def snake_columns(x: np.ndarray, x0: int, a: np.ndarray, inv_b: np.ndarray, k: n
 
     The windows are taken row by row, ``x[c, x0:x0+w]``, which numba types contiguous when ``x`` is; a
     2-D window ``x[:, x0:x0+w]`` is not, and its rows run as scalar code (a block-3 tile, 96 x 1344:
-    0.39 ms against about 0.1 vectorized).
+    0.385 ms against 0.052 vectorized, one thread).
     """
     for c in range(x.shape[0]):
         snake_row(x[c, x0:x0 + width], a[c], inv_b[c], k, out[c, o0:o0 + width])
