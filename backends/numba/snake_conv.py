@@ -12,10 +12,10 @@ tile (``tile`` samples of every channel), with its own scratch that stays in its
 The look-back ``h[:, :P]`` of a tile is the end of the previous tile's ``h`` (shifted, never
 recomputed); a block's first tile recomputes it from ``src`` (``P`` columns), the utterance's
 first block takes it from the streaming ``tail`` (``snake_1`` of the previous chunk's last ``P``
-inputs). A residual unit reads every block's look-back and the next chunk's ``tail`` before the
-parallel loop, and a tile reads ``src[:, tile]`` before it writes ``dst[:, tile]``, so ``dst`` may
-be ``src``: a decoder block's second and third units run in place. All BLAS calls are
-single-threaded, one per thread (see :mod:`.blas_threads`).
+inputs). Both kernels read every block's look-back and the next chunk's ``tail`` before the
+parallel loop (:func:`_read_look_backs`), and a residual unit's tile reads ``src[:, tile]``
+before it writes ``dst[:, tile]``, so ``dst`` may be ``src``: a decoder block's second and third
+units run in place. All BLAS calls are single-threaded, one per thread (see :mod:`.blas_threads`).
 """
 
 from __future__ import annotations
@@ -63,6 +63,17 @@ def push_snake_tail(src: np.ndarray, a: np.ndarray, ib: np.ndarray, k: np.ndarra
 
 
 @kernel
+def _read_look_backs(src: np.ndarray, blocks: int, a: np.ndarray, ib: np.ndarray, k: np.ndarray,
+                     tail: np.ndarray, h: np.ndarray) -> None:
+    """Before the parallel loop: every block's look-back into ``h[blk][:, :P]``, then the next chunk's
+    ``tail``, the only inputs a block reads outside its own tiles."""
+    length = src.shape[1]
+    for blk in range(blocks):
+        _look_back(src, blk * length // blocks, a, ib, k, tail, h[blk])
+    push_snake_tail(src, a, ib, k, tail)
+
+
+@kernel
 def _unit_block(src: np.ndarray, dst: np.ndarray, start: int, stop: int,
                 a1: np.ndarray, ib1: np.ndarray, w1: np.ndarray, b1: np.ndarray, dilation: int,
                 a2: np.ndarray, ib2: np.ndarray, w2: np.ndarray, b2: np.ndarray, k: np.ndarray,
@@ -100,9 +111,7 @@ def residual_unit(src: np.ndarray, dst: np.ndarray,
     length = src.shape[1]
     pad = tail.shape[1]
     blocks = _block_bounds(length, pad, h.shape[0])
-    for blk in range(blocks):
-        _look_back(src, blk * length // blocks, a1, ib1, k, tail, h[blk])
-    push_snake_tail(src, a1, ib1, k, tail)
+    _read_look_backs(src, blocks, a1, ib1, k, tail, h)
     for blk in prange(blocks):
         _unit_block(src, dst, blk * length // blocks, (blk + 1) * length // blocks, a1, ib1, w1, b1, dilation,
                     a2, ib2, w2, b2, k, tail, h[blk], acc[blk])
@@ -112,10 +121,9 @@ def residual_unit(src: np.ndarray, dst: np.ndarray,
 def _snake_conv_block(src: np.ndarray, start: int, stop: int, a: np.ndarray, ib: np.ndarray, k: np.ndarray,
                       w: np.ndarray, b: np.ndarray, dilation: int, tail: np.ndarray, h: np.ndarray,
                       dst: np.ndarray) -> None:
-    """One thread's block ``[start, stop)`` of :func:`snake_conv`."""
+    """One thread's block ``[start, stop)`` of :func:`snake_conv`; ``h[:, :P]`` holds its look-back already."""
     pad = tail.shape[1]
     tile = h.shape[1] - pad
-    _look_back(src, start, a, ib, k, tail, h)
     for t0 in range(start, stop, tile):
         tw = min(tile, stop - t0)
         snake_columns(src, t0, a, ib, k, h, pad, tw)
@@ -130,7 +138,7 @@ def snake_conv(src: np.ndarray, a: np.ndarray, ib: np.ndarray, k: np.ndarray, w:
     length = src.shape[1]
     pad = tail.shape[1]
     blocks = _block_bounds(length, pad, h.shape[0])
+    _read_look_backs(src, blocks, a, ib, k, tail, h)
     for blk in prange(blocks):
         _snake_conv_block(src, blk * length // blocks, (blk + 1) * length // blocks, a, ib, k, w, b, dilation,
                           tail, h[blk], dst)
-    push_snake_tail(src, a, ib, k, tail)
