@@ -114,6 +114,11 @@ class Backend(abc.ABC):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    worker_environment: ClassVar[Mapping[str, str]] = {}
+    """Environment variables a perfkit worker measuring this backend starts with: settings its libraries
+    read once, when they load, so they cannot be changed from inside the process (NumPy's OpenBLAS
+    reads ``OPENBLAS_THREAD_TIMEOUT`` that way). A variable already set in perfkit's environment keeps
+    its value. Code that uses the backend in its own process sets these itself, before the import."""
 
     def __init__(self, **options: str) -> None:
         self.options = self.resolve_options(options)

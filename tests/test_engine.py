@@ -16,6 +16,7 @@ import time
 import numpy as np
 import psutil
 import pytest
+from perfkit.backends.numpy import NumpyBackend
 
 from perfkit.errors import BackendUnavailable, InputError
 from perfkit.measure.protocol import Protocol, calibrate_loops, should_stop
@@ -26,6 +27,7 @@ from perfkit.model.vocoder_config import vocoder_preset
 from perfkit.model.vocoder_model import VocoderModel
 from perfkit.run import BackendRef, CaseRequest, Observer, WorkerSettings, make_plan, run_plan
 from perfkit.run.fake_backend import TARGET
+from perfkit.run.plan import worker_environment
 from perfkit.run.process import describe_exit
 from perfkit.run.summary import series_overhead, stage_timing_overhead, summarize_case
 from perfkit.store import load_run, result_files
@@ -163,6 +165,12 @@ def test_worker_settings():
     env = WorkerSettings(threads=3).worker_env({"PATH": "/bin"})
     assert env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == env["NUMBA_NUM_THREADS"] == "3"
     assert WorkerSettings().worker_env({"PATH": "/bin"}) == {"PATH": "/bin"}
+    wanted = {"OPENBLAS_THREAD_TIMEOUT": "4", "PATH": "/usr/bin"}
+    assert WorkerSettings().worker_env({"PATH": "/bin"}, backend=wanted) == {"PATH": "/bin",
+                                                                           "OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert worker_environment("fake", TARGET) == {"PERFKIT_FAKE_MARK": "this tree"}
+    assert worker_environment("numpy") == dict(NumpyBackend.worker_environment)
+    assert worker_environment("fake", "perfkit.run.nosuch:Backend") == {}
     with pytest.raises(InputError):
         WorkerSettings(threads=0)
     with pytest.raises(InputError):

@@ -111,6 +111,16 @@ def test_base_and_head_are_interleaved_and_each_runs_its_own_code(tree: Path) ->
     assert split.base.run_id == run.run_id + "-base" and split.head.run_id == run.run_id + "-head"
 
 
+def test_each_side_starts_with_its_own_trees_worker_environment(tree: Path) -> None:
+    mark = '{"PERFKIT_FAKE_MARK": "this tree"}'
+    edit(tree, "perfkit/run/fake_backend.py", mark, '{"PERFKIT_FAKE_MARK": "the base tree"}')
+    _, run = paired_run(tree, fake("clock=virtual,stage_us=100"))
+    base, head = run.cases
+    assert base.status == head.status == "ok"
+    assert base.threads["env"]["PERFKIT_FAKE_MARK"] == "the base tree"
+    assert head.threads["env"]["PERFKIT_FAKE_MARK"] == "this tree"
+
+
 def test_a_base_worker_older_than_the_handshake_is_still_measured(tree: Path) -> None:
     edit(tree, "perfkit/run/worker.py", 'if op == "hello":', 'if op == "hello-not-yet":')
     _, run = paired_run(tree, fake("clock=virtual,stage_us=100"))
@@ -141,9 +151,9 @@ def test_a_base_worker_that_cannot_serve_fails_clearly(tree: Path, kind: str) ->
 
 def test_a_worker_that_imports_the_wrong_tree_is_refused(tree: Path) -> None:
     """The handshake catches a base worker that says it runs another tree's code."""
-    edit(tree, "perfkit/run/worker.py", 'return {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules,',
+    edit(tree, "perfkit/run/worker.py", 'reply = {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules,',
          f'modules["perfkit"] = {str(REPO / "perfkit" / "__init__.py")!r}\n'
-         '    return {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules,')
+         '    reply = {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules,')
     _, run = paired_run(tree, fake("clock=virtual,stage_us=100"))
     (f,) = run.cases[0].failures
     assert f.phase == "setup" and f"imported perfkit from {REPO / 'perfkit' / '__init__.py'}" in f.message

@@ -73,7 +73,7 @@ from ..store.records import (
     SeriesRecord,
     StageRecord,
 )
-from .plan import BackendRef, Plan
+from .plan import BackendRef, Plan, worker_environment
 from .process import WorkerFault, WorkerProcess
 from .source_tree import source_tree
 
@@ -222,16 +222,22 @@ def ref_source_hash(ref: BackendRef) -> str | None:
     return source_tree(ref.source).source_hash(module) if ref.source else source_hash(module)
 
 
-def check_origin(worker: WorkerProcess, source: str, timeout_s: float) -> None:
+def check_origin(worker: WorkerProcess, source: str, timeout_s: float, backend: BackendRef | None = None
+                 ) -> dict[str, str]:
     """Ask ``worker`` where its packages came from; :class:`WorkerFault` unless from ``source``.
 
+    Returns ``backend``'s ``worker_environment`` as that tree defines it (``{}`` without ``backend``).
     A worker that does not know the request (``unknown request``) predates the handshake: it cannot be
-    this tree's, whose worker knows it, so it is taken as the other tree's."""
+    this tree's, whose worker knows it, so it is taken as the other tree's, and one whose reply has no
+    environment as a tree without the attribute."""
+    request: dict[str, Any] = {"op": "hello"}
+    if backend is not None:
+        request["backend"] = {"spec": backend.spec, "target": backend.target}
     try:
-        reply = worker.request({"op": "hello"}, timeout_s)
+        reply = worker.request(request, timeout_s)
     except WorkerFault as fault:
         if fault.kind == "error" and fault.message.startswith("unknown request"):
-            return
+            return {}
         raise WorkerFault(fault.kind, f"the worker of source tree {source} failed the handshake: "
                                       f"{fault.message}", fault.detail) from None
     tree = source_tree(source)
@@ -240,6 +246,7 @@ def check_origin(worker: WorkerProcess, source: str, timeout_s: float) -> None:
     if wrong:
         raise WorkerFault("error", f"the worker imported {', '.join(f'{n} from {f}' for n, f in wrong.items())}, "
                                    f"not from source tree {source}")
+    return {str(k): str(v) for k, v in dict(reply.get("worker_environment") or {}).items()}
 
 
 class _Engine:
@@ -249,6 +256,7 @@ class _Engine:
         self.records: list[CaseRecord] = []
         self.current: list[_Measure] = []
         self.hashes = {ref.label: ref_source_hash(ref) for ref in plan.variants}
+        self.source_envs: dict[str, dict[str, str]] = {}  # label -> worker_environment a source tree reported
 
     def _request_fields(self, m: _Measure) -> dict[str, Any]:
         p = self.plan
@@ -256,17 +264,31 @@ class _Engine:
                 "threads": p.settings.threads,
                 "memory_limit_bytes": p.settings.memory_limit_bytes, "protocol": p.protocol.to_dict()}
 
+    def _worker_env(self, ref: BackendRef) -> dict[str, str]:
+        """The environment ``ref``'s workers start with: the thread settings, then the backend's
+        ``worker_environment`` (from this tree's class, or as ``ref``'s source tree reported it)."""
+        if not ref.source:
+            return self.plan.settings.worker_env(backend=worker_environment(ref.spec, ref.target))
+        env = self.plan.settings.worker_env(backend=self.source_envs.get(ref.label, {}))
+        return source_tree(ref.source).worker_env(env)
+
     def _spawn(self, ref: BackendRef) -> WorkerProcess:
-        env = self.plan.settings.worker_env()
-        if ref.source:
-            env = source_tree(ref.source).worker_env(env)
+        """A worker for ``ref``. One from another source tree is checked to run that tree's code; the
+        first one also tells which ``worker_environment`` that tree's backend wants, and is started
+        again with it when that differs from what it got (once per variant)."""
+        env = self._worker_env(ref)
         worker = WorkerProcess(env)
         if ref.source:
             try:
-                check_origin(worker, ref.source, self.plan.settings.timeout_s)
+                wanted = check_origin(worker, ref.source, self.plan.settings.timeout_s, ref)
             except BaseException:
                 worker.close()
                 raise
+            if ref.label not in self.source_envs:
+                self.source_envs[ref.label] = wanted
+                if self._worker_env(ref) != env:
+                    worker.close()
+                    return self._spawn(ref)
         return worker
 
     def _start_worker(self, m: _Measure, slot: int) -> None:

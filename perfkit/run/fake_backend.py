@@ -122,6 +122,7 @@ class FakeBackend(Backend):
     name = "fake"
     description = "test double: deterministic stage durations, injected faults"
     option_choices: ClassVar[Mapping[str, tuple[str, ...]]] = {k: (v,) for k, v in DEFAULTS.items()}
+    worker_environment: ClassVar[Mapping[str, str]] = {"PERFKIT_FAKE_MARK": "this tree"}  # the tests look for it
 
     @classmethod
     def resolve_options(cls, options: Mapping[str, str]) -> dict[str, str]:

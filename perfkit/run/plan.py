@@ -8,6 +8,7 @@ skipped, never fatal), and the suite's cases. Unknown backends, options, suites 
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -97,11 +98,16 @@ class WorkerSettings:
         if self.memory_limit_bytes is not None and self.memory_limit_bytes < 64 * 2**20:
             raise InputError(f"memory limit must be at least 64 MiB, got {self.memory_limit_bytes} bytes")
 
-    def worker_env(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment of a worker: ``base`` (default ``os.environ``) with the thread variables set."""
+    def worker_env(self, base: Mapping[str, str] | None = None,
+                   backend: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of a worker: ``base`` (default ``os.environ``) with the thread variables set,
+        then the backend's :attr:`~perfkit.interface.Backend.worker_environment` for every variable
+        ``base`` does not set."""
         env = dict(os.environ if base is None else base)
         if self.threads is not None:
             env.update(dict.fromkeys(THREAD_ENV_VARS, str(self.threads)))
+        for key, value in (backend or {}).items():
+            env.setdefault(key, value)
         return env
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +145,25 @@ def backend_class(name: str) -> type[Backend]:
     :class:`InputError` for an unknown name, :class:`BackendUnavailable` for one that cannot be imported
     or is malformed."""
     return registry.get_backend_class(name)
+
+
+def ref_class(spec: str, target: str = "") -> type[Backend]:
+    """The class of a variant: ``target`` (``module:Class``, imported) when given, else the registry's
+    backend named in ``spec``."""
+    if target:
+        module, _, cls_name = target.partition(":")
+        return getattr(importlib.import_module(module), cls_name)
+    return backend_class(Variant.parse(spec).backend)
+
+
+def worker_environment(spec: str, target: str = "") -> dict[str, str]:
+    """The variables a worker measuring this variant starts with
+    (:attr:`~perfkit.interface.Backend.worker_environment`); ``{}`` when the class cannot be imported
+    (its worker then reports why)."""
+    try:
+        return {str(k): str(v) for k, v in ref_class(spec, target).worker_environment.items()}
+    except (BackendUnavailable, ImportError, AttributeError):
+        return {}
 
 
 def resolve_variant(spec: str) -> BackendRef:

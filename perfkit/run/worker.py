@@ -13,7 +13,8 @@ Requests::
      "protocol"}                          -> load, first call, warm-up, calibration; the metadata
     {"op": "round", "samples": n}          -> n samples of every series, interleaved sample by sample
     {"op": "memory", <setup fields>}       -> the memory pass, in a fresh worker
-    {"op": "hello"}                        -> {"protocol", "modules": {package: file}} (the handshake)
+    {"op": "hello", "backend"?}            -> {"protocol", "modules": {package: file}, "worker_environment"?}
+                                              (the handshake)
     {"op": "exit"}
 
 Replies: ``{"ok": true, …}`` or ``{"ok": false, "kind": "error" | "oom" | "unavailable", "message",
@@ -83,13 +84,14 @@ def apply_threads(threads: int | None) -> None:
 
 
 def thread_report(backend: Any, threads: int | None) -> dict[str, Any]:
-    """The thread counts in force, as recorded with the case."""
+    """The thread counts in force, as recorded with the case; ``env``: the thread variables and the
+    backend's ``worker_environment`` variables as this process has them."""
     from threadpoolctl import threadpool_info
 
     from perfkit.run.plan import THREAD_ENV_VARS
 
-    report: dict[str, Any] = {"requested": threads,
-                              "env": {k: os.environ[k] for k in THREAD_ENV_VARS if k in os.environ}}
+    names = (*THREAD_ENV_VARS, *getattr(backend, "worker_environment", {}))
+    report: dict[str, Any] = {"requested": threads, "env": {k: os.environ[k] for k in names if k in os.environ}}
     report["threadpools"] = [{k: i.get(k) for k in ("user_api", "internal_api", "prefix", "num_threads",
                                                     "version")}
                              for i in threadpool_info()]
@@ -111,15 +113,10 @@ def make_backend(spec: str, target: str = "") -> Any:
     """A backend from the registry (``spec`` like ``numpy:dtype=float64``), or from ``target``
     (``module:Class``) for backends outside it (the tests' fake)."""
     from perfkit.interface import Variant
-    from perfkit.run.plan import backend_class
+    from perfkit.run.plan import ref_class
 
-    variant = Variant.parse(spec)
-    if target:
-        module, _, cls_name = target.partition(":")
-        cls = getattr(importlib.import_module(module), cls_name)
-    else:
-        cls = backend_class(variant.backend)  # imports this backend only
-    options = cls.resolve_options(variant.option_dict)
+    cls = ref_class(spec, target)  # a registry backend: imports this backend only
+    options = cls.resolve_options(Variant.parse(spec).option_dict)
     cls.check_available(options)
     return cls(**options)
 
@@ -286,11 +283,18 @@ PROTOCOL_VERSION = 1
 HELLO_MODULES = ("perfkit", "perfkit.backends", "perfkit.suites")
 
 
-def hello() -> dict[str, Any]:
+def hello(backend: dict[str, Any] | None = None) -> dict[str, Any]:
     """The handshake: this worker's protocol version and the files its packages were imported from (an
-    engine measuring another source tree checks that the worker runs that tree's code)."""
+    engine measuring another source tree checks that the worker runs that tree's code). With
+    ``backend`` (``{"spec", "target"}``), also that backend's ``worker_environment`` as this tree
+    defines it, which the engine then starts the variant's workers with."""
     modules = {name: str(getattr(importlib.import_module(name), "__file__", "") or "") for name in HELLO_MODULES}
-    return {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules, "executable": sys.executable}
+    reply = {"ok": True, "protocol": PROTOCOL_VERSION, "modules": modules, "executable": sys.executable}
+    if backend:
+        from perfkit.run.plan import worker_environment
+
+        reply["worker_environment"] = worker_environment(str(backend["spec"]), str(backend.get("target", "")))
+    return reply
 
 
 def serve(requests: Any, replies: Any) -> None:
@@ -303,7 +307,7 @@ def serve(requests: Any, replies: Any) -> None:
             break
         try:
             if op == "hello":
-                reply = hello()
+                reply = hello(req.get("backend"))
             elif op == "setup":
                 reply = state.setup(req)
             elif op == "round":

@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import BackendUnavailable, InputError, PerfkitError
 from ..measure.environment import capture_environment, preflight_warnings, source_hash
-from ..run.plan import BackendRef, WorkerSettings
+from ..run.plan import BackendRef, WorkerSettings, worker_environment
 from ..store.files import new_run_id
 from ..store.records import RUN_COMPLETE, Case, CaseRecord, Run
 from .artefacts import artefacts_setting, discard, publish, staging_dir
@@ -204,7 +204,8 @@ def profile_case(request: ProfileRequest, results_dir: str | os.PathLike[str], *
     run_id = new_run_id(KIND, started)
     staging = staging_dir(results_dir, run_id, KIND)
     try:
-        env = WorkerSettings(threads=request.threads).worker_env()
+        ref = request.backend
+        env = WorkerSettings(threads=request.threads).worker_env(backend=worker_environment(ref.spec, ref.target))
         recordings: list[Recording] = []
         with TargetProcess(staging / LOG_FILE, env) as target:
             target.send(request.target_request())
