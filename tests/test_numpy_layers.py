@@ -61,30 +61,46 @@ def test_conv_transpose_writes_its_output_into_a_column_slice():
         layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), out=big[:, :39])
 
 
-def test_conv_im2col_equals_the_formula():
-    """One GEMM over the gathered windows is the convolution's formula, bias included, into the buffers given."""
+@pytest.mark.parametrize("tap_major", [False, True])
+def test_conv_im2col_equals_the_formula(tap_major):
+    """One GEMM over the gathered windows is the convolution's formula, bias included, into the buffers
+    given, whichever layout the weight is held in."""
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)
     xp = np.concatenate([rng.standard_normal((4, 18)), x], axis=1)
+    direct = b[:, None] + sum(w[:, :, j] @ xp[:, 3 * j: 3 * j + 30] for j in range(7))
+    w = layers.tap_major(w) if tap_major else w
     out, cols = np.full((3, 30), np.nan), np.full(4 * 7 * 30 + 5, np.nan)
     got = layers.conv_im2col(xp, w, b, 3, out=out, cols=cols)
     assert got is out
-    direct = b[:, None] + sum(w[:, :, j] @ xp[:, 3 * j: 3 * j + 30] for j in range(7))
     np.testing.assert_allclose(got, direct, atol=1e-12)
     np.testing.assert_allclose(layers.conv_im2col(xp, w, b, 3), direct, atol=1e-12)  # its own buffers
 
 
-def test_conv_padded_equals_causal_conv():
+@pytest.mark.parametrize("tap_major", [False, True])
+@pytest.mark.parametrize("cout", [1, 3])
+def test_conv_padded_equals_causal_conv(tap_major, cout):
+    """The taps accumulated in BLAS give the formula, for a weight in either layout and for one output
+    channel (the final conv, a matrix-vector product), into a column window of a larger array."""
     rng = np.random.default_rng(2)
-    x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((3, 4, 7)), rng.standard_normal(3)
+    x, w, b = rng.standard_normal((4, 30)), rng.standard_normal((cout, 4, 7)), rng.standard_normal(cout)
     tail = rng.standard_normal((4, 18))
     expected, _ = layers.causal_conv(x, w, b, tail, dilation=3)
-    out, work = np.full((3, 30), np.nan), np.full((3, 30), np.nan)
-    got = layers.conv_padded(np.concatenate([tail, x], axis=1), w, b, 3, out=out, work=work)
-    assert got is out
     direct = b[:, None] + sum(w[:, :, j] @ np.concatenate([tail, x], axis=1)[:, 3 * j: 3 * j + 30] for j in range(7))
+    w = layers.tap_major(w) if tap_major else w
+    big = np.full((cout, 50), np.nan)
+    got = layers.conv_padded(np.concatenate([tail, x], axis=1), w, b, 3, out=big[:, 7:37])
+    assert np.shares_memory(got, big) and np.isnan(big[:, :7]).all() and np.isnan(big[:, 37:]).all()
     np.testing.assert_allclose(got, direct, atol=1e-12)
     np.testing.assert_allclose(expected, direct, atol=1e-12)
+
+
+def test_tap_major_keeps_values_and_indexing():
+    w = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    t = layers.tap_major(w)
+    np.testing.assert_array_equal(t, w)
+    assert t.strides == (48, 4, 12)  # (Cout, Cin, k) indexing over (Cout, k, Cin) storage
+    assert t[:, :, 2].strides[1] == t.itemsize  # a tap's rows are contiguous
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -3,6 +3,7 @@ what ``perfkit journal`` writes from the two stored runs beside it, and the inde
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
 
@@ -12,10 +13,17 @@ ROOT = Path(__file__).resolve().parents[1] / "reports" / "optimizations"
 ENTRIES = sorted(p for p in ROOT.iterdir() if (p / "journal.md").is_file())
 
 
+def unescape_md(text: str) -> str:
+    """The plain text that ``perfkit.report.escape.md`` turned into ``text`` (backslash escapes, entities)."""
+    return html.unescape(re.sub(r"\\(.)", r"\1", text))
+
+
 def title_and_labels(journal: str) -> tuple[str, list[str]]:
-    """The ``# title`` line and the two labels of the entries table (rows ``| 0 | label | commit | ...``)."""
-    title = journal.splitlines()[0].removeprefix("# ")
-    labels = [m.group(1).strip() for m in re.finditer(r"^\|\s+[01] \| ([^|]+)\|", journal, re.MULTILINE)]
+    """The ``# title`` line and the two labels of the entries table (rows ``| 0 | label | commit | ...``),
+    as the plain strings that were passed to ``perfkit journal``."""
+    title = unescape_md(journal.splitlines()[0].removeprefix("# "))
+    labels = [unescape_md(m.group(1).strip())
+              for m in re.finditer(r"^\|\s+[01] \| ((?:[^|\\]|\\.)+)\|", journal, re.MULTILINE)]
     return title, labels
 
 

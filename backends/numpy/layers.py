@@ -15,6 +15,8 @@ from scipy.special import erf
 
 from perfkit.model.snake import snake_factors
 
+from .blas import gemm
+
 LAYER_NORM_EPS = 1e-6
 
 
@@ -35,26 +37,40 @@ def causal_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.ndarray, d
     return conv_padded(xp, w, b, dilation), _own(xp[:, xp.shape[1] - tail.shape[1]:])
 
 
-def conv_padded(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1, out: np.ndarray | None = None,
-                work: np.ndarray | None = None,
-                add: Callable[[np.ndarray, np.ndarray, np.ndarray], None] = np.add) -> np.ndarray:
+def conv_padded(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1, out: np.ndarray | None = None
+                ) -> np.ndarray:
     """:func:`causal_conv` on an input that already carries its look-back: ``xp (Cin, (k-1)*dilation + T)``.
 
-    ``k`` GEMMs on shifted windows of ``xp`` (an implicit GEMM: no im2col copy), accumulated into
-    ``out (Cout, T)`` through ``work (Cout, T)``, both new arrays when not given; ``add(y, g, y)`` does
-    the accumulation (``np.add``, or a row-threaded one). For long inputs, whose im2col would be ``k``
-    copies of the input (:func:`conv_im2col` is the other way).
+    ``y = b + sum_j w[:, :, j] @ xp[:, j*d : j*d + T]``: ``y`` filled with the bias, then ``k`` BLAS
+    GEMMs on shifted windows of ``xp`` that add into it (``beta = 1``, :func:`~.blas.gemm`): an implicit
+    GEMM, no im2col copy and no pass over ``y`` per tap besides its GEMM. ``out (Cout, T)`` (a new array
+    when None) must not overlap ``xp``. A :func:`tap_major` weight's taps are read where they lie; in
+    another layout each tap is copied first. For long inputs, whose im2col would be ``k`` copies of the
+    input (:func:`conv_im2col` is the other way).
     """
     k = w.shape[2]
     t = xp.shape[1] - (k - 1) * dilation
     y = np.empty((w.shape[0], t), dtype=xp.dtype) if out is None else out
-    g = np.empty_like(y) if work is None else work
-    np.matmul(w[:, :, 0], xp[:, :t], out=y)
-    y += b[:, None]
-    for j in range(1, k):
-        np.matmul(w[:, :, j], xp[:, j * dilation: j * dilation + t], out=g)
-        add(y, g, y)
+    np.copyto(y, b[:, None])
+    for j in range(k):
+        gemm(_rows_contiguous(w[:, :, j]), xp[:, j * dilation: j * dilation + t], y)
     return y
+
+
+def _rows_contiguous(m: np.ndarray) -> np.ndarray:
+    """``m`` itself when its rows are contiguous (a BLAS operand as it lies), else a contiguous copy."""
+    return m if m.strides[1] == m.itemsize else np.ascontiguousarray(m)
+
+
+def tap_major(w: np.ndarray) -> np.ndarray:
+    """A conv weight ``w (Cout, Cin, k)`` stored tap-major, ``(Cout, k, Cin)`` in memory, and returned as a
+    ``(Cout, Cin, k)`` view of that storage (same values, same indexing).
+
+    Each tap ``w[:, :, j]`` is then a matrix with contiguous rows, which BLAS reads where it lies (in the
+    official layout a tap has stride ``k`` along ``Cin``), and :func:`conv_im2col` reads the weight as
+    ``(Cout, k*Cin)`` without a copy.
+    """
+    return np.ascontiguousarray(w.transpose(0, 2, 1)).transpose(0, 2, 1)
 
 
 def copy_rows(src: np.ndarray, out: np.ndarray) -> None:
@@ -65,19 +81,20 @@ def copy_rows(src: np.ndarray, out: np.ndarray) -> None:
 def conv_im2col(xp: np.ndarray, w: np.ndarray, b: np.ndarray, dilation: int = 1, out: np.ndarray | None = None,
                 cols: np.ndarray | None = None,
                 gather: Callable[[np.ndarray, np.ndarray], None] = copy_rows) -> np.ndarray:
-    """:func:`conv_padded`'s convolution as one GEMM of depth ``Cin*k``: ``y = w.reshape(Cout, Cin*k) @ cols + b``.
+    """:func:`conv_padded`'s convolution as one GEMM of depth ``k*Cin``: ``y = W @ cols + b``.
 
-    ``cols (Cin, k, T)`` (a buffer of at least that many elements; a new one when None) holds
-    ``xp[c, t + j*d]`` at ``[c, j, t]``, the order of ``w``'s own ``(Cin, k)`` axes, so the weight needs
-    no repacking. For short inputs with many channels, where ``k`` GEMMs of ``T`` columns each leave
-    BLAS little work per call. ``gather(window, cols)`` copies the ``(Cin, k, T)`` window view of ``xp``.
+    ``cols (k, Cin, T)`` (a buffer of at least that many elements; a new one when None) holds
+    ``xp[c, t + j*d]`` at ``[j, c, t]``, and ``W (Cout, k*Cin)`` is ``w`` with its taps first
+    (``W[o, j*Cin + c] = w[o, c, j]``): a view of a :func:`tap_major` weight, a copy of any other. For
+    short inputs with many channels, where ``k`` GEMMs of ``T`` columns each leave BLAS little work per
+    call. ``gather(window, cols)`` copies the ``(k, Cin, T)`` window view of ``xp``.
     """
     cout, cin, k = w.shape
     t = xp.shape[1] - (k - 1) * dilation
     y = np.empty((cout, t), dtype=xp.dtype) if out is None else out
-    c = np.empty((cin, k, t), dtype=xp.dtype) if cols is None else cols.reshape(-1)[: cin * k * t].reshape(cin, k, t)
-    gather(as_strided(xp, (cin, k, t), (xp.strides[0], dilation * xp.itemsize, xp.itemsize), writeable=False), c)
-    np.matmul(w.reshape(cout, cin * k), c.reshape(cin * k, t), out=y)
+    c = np.empty((k, cin, t), dtype=xp.dtype) if cols is None else cols.reshape(-1)[: k * cin * t].reshape(k, cin, t)
+    gather(as_strided(xp, (k, cin, t), (dilation * xp.itemsize, xp.strides[0], xp.itemsize), writeable=False), c)
+    np.matmul(w.transpose(0, 2, 1).reshape(cout, k * cin), c.reshape(k * cin, t), out=y)
     y += b[:, None]
     return y
 

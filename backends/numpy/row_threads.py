@@ -6,10 +6,12 @@ independent piece of work: :class:`RowThreads` gives each of ``n`` threads ``C /
 thread takes the first block). NumPy releases the GIL inside ufunc loops, so the blocks run in parallel,
 and the result is bit-identical to the serial call (every element sees the same operations).
 
-What it buys is less than 2x: OpenBLAS's own threads keep spinning for a while after a GEMM returns,
-so a split right after one shares the cores with them (SnakeBeta on 96 x 96000 float32: 45 ms serial,
-28 ms split after an idle pause, no faster right after a GEMM). End to end it still pays (the
-``numpy-row-threads-scratch`` entry of ``reports/optimizations``).
+OpenBLAS's own threads keep spinning after a GEMM returns, for ``2**28`` cycles (about 0.1 s) unless
+``OPENBLAS_THREAD_TIMEOUT`` says less, and a split right after a GEMM shares the cores with them. So the
+backend's workers start with a short timeout (:attr:`~perfkit.backends.numpy.NumpyBackend.worker_environment`).
+SnakeBeta on one block-3 tile (96 x 21845 float32) on the 2-core Xeon: 2.6 ms serial; split, 2.8 ms
+with the default timeout and 1.5 ms with ``2**4`` cycles (the ``numpy-row-threads-scratch`` and
+``numpy-blas-accumulate`` entries of ``reports/optimizations``).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import numpy as np
 from perfkit.interface import State, VocoderRunner
 from perfkit.model.vocoder_config import VocoderConfig
 
+from .blas import gemm
 from .layers import (
     causal_conv_transpose,
     causal_depthwise_conv,
@@ -29,6 +30,7 @@ from .layers import (
     snake_beta,
     snake_params,
     softmax,
+    tap_major,
 )
 from .row_threads import RowThreads, blas_threads
 from .scratch import Scratch
@@ -41,17 +43,22 @@ RESIDUAL_DILATIONS = (1, 3, 9)
 class NumpyVocoder(VocoderRunner):
     """Runs the fine stages on ``dtype`` arrays; weights converted once at load.
 
-    GEMMs run on BLAS's threads; SnakeBeta and the convolutions' accumulations, the elementwise
-    work that dominates the long narrow blocks, are split over as many threads by channel rows
+    GEMMs run on BLAS's threads; SnakeBeta, the residual adds and im2col's copies, the elementwise
+    work of the long narrow blocks, are split over as many threads by channel rows
     (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
     The decoder blocks and the final conv run in time tiles (:class:`~.tiles.TimeTiles`): a tile goes
     through the whole stage with the same tails that carry state between chunks, so tiling is
-    streaming inside one call. A Conv1d with ``k > 1`` is one im2col GEMM when its ``cols`` fits a
-    tile (the frame-rate convs, and block 0 in short stream chunks), else ``k`` GEMMs on shifted views
-    (an implicit GEMM: the long blocks, the final conv). The temporaries a tile makes (per residual
-    unit, per tap) live in :class:`~.scratch.Scratch` buffers ("in", "out", "work", "unit0", "unit1")
-    kept between calls and shared by every stage, so the scratch held is a few tiles; every stage
-    output is a new array.
+    streaming inside one call. A Conv1d with ``k > 1`` (its weight held tap-major) is one im2col GEMM
+    when its ``cols`` fits a tile (the frame-rate convs, and block 0 in short stream chunks), else
+    ``k`` GEMMs on shifted views that add into the output inside BLAS (an implicit GEMM through
+    :func:`~.blas.gemm`: the long blocks, the final conv); a residual unit's 1x1 conv adds into its
+    residual the same way. The temporaries a tile makes live in :class:`~.scratch.Scratch` buffers
+    ("in", "out", "work", "unit0", "unit1") kept between calls and shared by every stage, so the
+    scratch held is a few tiles; every stage output is a new array.
+
+    The backend's worker starts with ``OPENBLAS_THREAD_TIMEOUT`` set
+    (:attr:`~perfkit.backends.numpy.NumpyBackend.worker_environment`): BLAS's idle threads then stop
+    spinning soon after a GEMM instead of holding the cores the row threads need.
     """
 
     def __init__(self, config: VocoderConfig, weights: Mapping[str, np.ndarray], dtype: np.dtype,
@@ -59,6 +66,8 @@ class NumpyVocoder(VocoderRunner):
         super().__init__(config)
         self.dtype = np.dtype(dtype)
         self.w = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in weights.items()}
+        for name in self._conv_weights(config):
+            self.w[name] = tap_major(self.w[name])  # every tap a BLAS operand in place
         self.codebooks = self._normalised_codebooks()
         for name in [k for k in self.w if k.endswith((".embedding_sum", ".cluster_usage"))]:
             del self.w[name]  # replaced by the normalised codebooks: no second copy (32 MiB, published geometry)
@@ -79,6 +88,14 @@ class NumpyVocoder(VocoderRunner):
         for i in range(config.num_blocks):
             self._stage_fns[f"block_{i}.tconv"] = lambda x, s, i=i: self.block_tconv(i, x, s)
             self._stage_fns[f"block_{i}.resunits"] = lambda x, s, i=i: self.block_resunits(i, x, s)
+
+    @staticmethod
+    def _conv_weights(config: VocoderConfig) -> list[str]:
+        """The Conv1d weights with ``k > 1`` (held :func:`~.layers.tap_major`): the frame-rate convs, the
+        residual units' dilated convs, the final conv."""
+        units = [f"decoder.{i + 1}.block.{u + 2}.conv1" for i in range(config.num_blocks)
+                 for u in range(len(RESIDUAL_DILATIONS))]
+        return [f"{p}.conv.weight" for p in ("pre_conv", "decoder.0", *units, f"decoder.{config.num_blocks + 2}")]
 
     def upload_codes(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(codes, dtype=np.int64)
@@ -116,29 +133,22 @@ class NumpyVocoder(VocoderRunner):
                      ) -> np.ndarray:
         """Conv ``prefix`` on ``xp (Cin, pad + T)`` -> ``(Cout, T)`` (into ``out`` when given).
 
-        im2col when its ``cols (Cin, k, T)`` fits the tile budget, else the implicit GEMM. The temporary
-        is the scratch "work" (the two never live at once) when it fits the budget too, so the scratch
-        held stays a tile's; an untiled long input (decoder_in offline, 1500 frames: 1536 x 6000) gets
-        a passing array instead. Copies and adds are split over the row threads. Measured
-        (``reports/optimizations/numpy-im2col-short``): im2col halves decoder_in; on the long blocks'
-        tiles, chunked into the same budget, the copies cost what the deeper GEMM saves (residual
-        units 0.93-1.00x, the final conv 0.46x).
+        im2col when its ``cols (k, Cin, T)`` fits the tile budget (in the scratch "work", its copy split
+        over the row threads), else the implicit GEMM, whose taps accumulate in BLAS and need no
+        temporary. Measured (``reports/optimizations/numpy-im2col-short``): im2col halves decoder_in;
+        on the long blocks' tiles, chunked into the same budget, the copies cost what the deeper GEMM
+        saves (residual units 0.93-1.00x, the final conv 0.46x).
         """
         w, b = self.w[f"{prefix}.conv.weight"], self.w[f"{prefix}.conv.bias"]
-        (cout, cin, k), t = w.shape, xp.shape[1] - (w.shape[2] - 1) * dilation
+        (_, cin, k), t = w.shape, xp.shape[1] - (w.shape[2] - 1) * dilation
         if cin * k * t <= self.tiles.elements:
-            return conv_im2col(xp, w, b, dilation, out=out, cols=self.scratch.get("work", (cin, k, t)),
+            return conv_im2col(xp, w, b, dilation, out=out, cols=self.scratch.get("work", (k, cin, t)),
                                gather=self._gather)
-        work = self.scratch.get("work", (cout, t)) if cout * t <= self.tiles.elements else None
-        return conv_padded(xp, w, b, dilation, out=out, work=work, add=self._add)
+        return conv_padded(xp, w, b, dilation, out=out)
 
     def _gather(self, window: np.ndarray, cols: np.ndarray) -> None:
-        """im2col's copy, split over the row threads by input channel."""
+        """im2col's copy, split over the row threads by tap."""
         self.rows.run(copy_rows, window, out=cols)
-
-    def _add(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
-        """``out = a + b`` on ``(C, T)`` arrays, split over the row threads."""
-        self.rows.run(np.add, a, b, out=out)
 
     def _tconv(self, prefix: str, x: np.ndarray, stride: int, state: State, key: str,
                out: np.ndarray | None = None) -> np.ndarray:
@@ -283,10 +293,8 @@ class NumpyVocoder(VocoderRunner):
         h = self._snake_conv(f"{p}.act1", f"{p}.conv1", x, state, f"block_{i}.res{u}", dilation)
         h = self._snake(f"{p}.act2", h, out=self.scratch.get("in", h.shape))  # the conv is done with "in"
         w, b = self.w[f"{p}.conv2.conv.weight"], self.w[f"{p}.conv2.conv.bias"]
-        np.matmul(w[:, :, 0], h, out=out)
-        out += b[:, None]
-        self._add(out, x, out)
-        return out
+        self.rows.run(np.add, x, b[:, None], out=out)  # the residual and the bias, then the 1x1 conv adds into it
+        return gemm(w[:, :, 0], h, out)
 
     def final(self, x: np.ndarray, state: State) -> np.ndarray:
         """SnakeBeta, causal conv k7 to one channel, clamp to [-1, 1]: ``(C, L) -> (L,)``, tile by tile."""
