@@ -8,6 +8,10 @@ from perfkit.backends.numpy import layers
 from perfkit.backends.numpy.row_threads import MIN_SPLIT_ELEMENTS, RowThreads
 from perfkit.backends.numpy.scratch import Scratch
 
+from perfkit.model.codes import synthetic_codes
+from perfkit.model.vocoder_config import vocoder_preset
+from perfkit.model.vocoder_model import VocoderModel
+
 
 def transposed_conv_by_definition(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int) -> np.ndarray:
     """``z[:, s*stride + j] += w[:, :, j].T @ x[:, s]`` over the whole input, right-trimmed by ``k - stride``."""
@@ -151,3 +155,49 @@ def test_scratch_reuses_one_buffer_per_name_and_grows_when_asked_for_more():
     bigger = scratch.get("a", (8, 10))
     assert bigger.shape == (8, 10) and not np.shares_memory(a, bigger)
     assert scratch.nbytes == (80 + 40) * 4 and scratch.names == {"a", "b"}
+
+
+def test_scratch_reserve_sizes_a_names_first_buffer_so_it_is_not_grown():
+    scratch = Scratch(np.float32, reserve=100)
+    small = scratch.get("a", (2, 5))
+    wider = scratch.get("a", (10, 10))
+    assert wider.shape == (10, 10) and np.shares_memory(small, wider)
+    assert scratch.nbytes == 100 * 4
+    beyond = scratch.get("a", (3, 50))
+    assert not np.shares_memory(wider, beyond) and scratch.nbytes == 150 * 4  # growth asks no reserve again
+    with pytest.raises(ValueError, match="at least 0"):
+        Scratch(np.float32, reserve=-1)
+
+
+class CountingScratch(Scratch):
+    """A :class:`Scratch` that counts the buffers it allocates, per name."""
+
+    def __init__(self, dtype: np.dtype, reserve: int) -> None:
+        super().__init__(dtype, reserve)
+        self.allocations: dict[str, int] = {}
+
+    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        before = self._flat.get(name)
+        view = super().get(name, shape)
+        if self._flat[name] is not before:
+            self.allocations[name] = self.allocations.get(name, 0) + 1
+        return view
+
+
+@pytest.mark.parametrize("reserve", [True, False])
+def test_vocoder_scratch_buffers_are_allocated_once_in_a_stream(reserve: bool):
+    """With the tile-and-look-back reserve every scratch buffer of a tiled stream is allocated once;
+    without it, buffers grow as the tiles widen from stage to stage."""
+    from perfkit.backends.numpy.tiles import TimeTiles
+    from perfkit.backends.numpy.vocoder import NumpyVocoder
+
+    config = vocoder_preset("tiny")
+    model = VocoderModel.synthetic(config, 0)
+    runner = NumpyVocoder(config, model.weights, np.float32, threads=1, tiles=TimeTiles(elements=512, min_columns=4))
+    scratch = runner.scratch = CountingScratch(np.float32, runner.scratch.reserve if reserve else 0)
+    state = runner.new_state()
+    for a in range(0, 12, 3):
+        runner.decode(runner.upload_codes(synthetic_codes(config, 12, 0)[:, a:a + 3]), state)
+    assert scratch.allocations
+    grown = {name: n for name, n in scratch.allocations.items() if n > 1}
+    assert (not grown) if reserve else grown, scratch.allocations

@@ -1,5 +1,6 @@
 """The project's own optimization journal (``reports/optimizations/``): every committed entry is exactly
-what ``perfkit journal`` writes from the two stored runs beside it, and the index lists every entry."""
+what ``perfkit journal`` writes from the stored runs beside it (``before*.json``, ``after*.json``: one file
+per suite and side), and the index lists every entry."""
 
 from __future__ import annotations
 
@@ -40,8 +41,8 @@ def test_entry_regenerates_byte_identical(cli, tmp_path: Path, entry: Path) -> N
     title, labels = title_and_labels(committed)
     assert len(labels) == 2, labels
     out = tmp_path / "journal.md"
-    args = ["journal", "--base", entry / "before.json", "--head", entry / "after.json", "--no-plots",
-            "--title", title, "--out", out]
+    args = ["journal", "--base", *sorted(entry.glob("before*.json")), "--head", *sorted(entry.glob("after*.json")),
+            "--no-plots", "--title", title, "--out", out]
     for label in labels:
         args += ["--label", label]
     code, _, stderr = cli(*args)

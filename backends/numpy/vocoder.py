@@ -38,6 +38,7 @@ from .tiles import TimeTiles
 
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
+RESIDUAL_KERNEL = 7  # the residual units' dilated conv (the official DecoderResidualUnit's kernel_size)
 
 
 class NumpyVocoder(VocoderRunner):
@@ -74,8 +75,8 @@ class NumpyVocoder(VocoderRunner):
         prefixes = [k.removesuffix(".alpha") for k in weights if k.endswith(".alpha")]
         self.snake = {p: snake_params(weights[f"{p}.alpha"], weights[f"{p}.beta"], self.dtype) for p in prefixes}
         self.rows = RowThreads(blas_threads() if threads is None else threads)
-        self.scratch = Scratch(self.dtype)
         self.tiles = TimeTiles() if tiles is None else tiles
+        self.scratch = Scratch(self.dtype, reserve=self._scratch_reserve(config, self.tiles))
         self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
             "rvq_decode": self.rvq_decode,
             "pre_conv": lambda x, s: self._conv("pre_conv", x, s, "pre_conv"),
@@ -88,6 +89,12 @@ class NumpyVocoder(VocoderRunner):
         for i in range(config.num_blocks):
             self._stage_fns[f"block_{i}.tconv"] = lambda x, s, i=i: self.block_tconv(i, x, s)
             self._stage_fns[f"block_{i}.resunits"] = lambda x, s, i=i: self.block_resunits(i, x, s)
+
+    @staticmethod
+    def _scratch_reserve(config: VocoderConfig, tiles: TimeTiles) -> int:
+        """Elements every scratch buffer starts with: a tile plus the widest residual unit's look-back,
+        ``C * (k - 1) * max(dilations)`` with ``C`` block 0's output channels (its "in" buffer holds both)."""
+        return tiles.elements + config.block_dims(0)[1] * (RESIDUAL_KERNEL - 1) * max(RESIDUAL_DILATIONS)
 
     @staticmethod
     def _conv_weights(config: VocoderConfig) -> list[str]:
