@@ -201,3 +201,17 @@ def test_vocoder_scratch_buffers_are_allocated_once_in_a_stream(reserve: bool):
     assert scratch.allocations
     grown = {name: n for name, n in scratch.allocations.items() if n > 1}
     assert (not grown) if reserve else grown, scratch.allocations
+
+
+def test_an_untiled_vocoder_reserves_no_scratch():
+    """A tile budget meant as "no tiles" (2^40 elements) must not become a 2^40-element first buffer."""
+    from perfkit.backends.numpy.tiles import TimeTiles
+    from perfkit.backends.numpy.vocoder import MAX_SCRATCH_RESERVE, NumpyVocoder
+
+    config = vocoder_preset("tiny")
+    model = VocoderModel.synthetic(config, 0)
+    untiled = NumpyVocoder(config, model.weights, np.float32, threads=1, tiles=TimeTiles(elements=1 << 40))
+    tiled = NumpyVocoder(config, model.weights, np.float32, threads=1, tiles=TimeTiles(elements=MAX_SCRATCH_RESERVE))
+    assert untiled.scratch.reserve == 0 and tiled.scratch.reserve > MAX_SCRATCH_RESERVE
+    wav = untiled.decode(untiled.upload_codes(synthetic_codes(config, 3, 0)))
+    assert wav.shape == (3 * config.total_upsample,) and np.isfinite(wav).all()

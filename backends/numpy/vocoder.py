@@ -38,6 +38,7 @@ from .tiles import TimeTiles
 
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
+MAX_SCRATCH_RESERVE = 1 << 24  # elements: the largest tile budget whose size scratch buffers start at
 RESIDUAL_KERNEL = 7  # the residual units' dilated conv (the official DecoderResidualUnit's kernel_size)
 
 
@@ -93,7 +94,11 @@ class NumpyVocoder(VocoderRunner):
     @staticmethod
     def _scratch_reserve(config: VocoderConfig, tiles: TimeTiles) -> int:
         """Elements every scratch buffer starts with: a tile plus the widest residual unit's look-back,
-        ``C * (k - 1) * max(dilations)`` with ``C`` block 0's output channels (its "in" buffer holds both)."""
+        ``C * (k - 1) * max(dilations)`` with ``C`` block 0's output channels (its "in" buffer holds both).
+        None (0) for a budget over :data:`MAX_SCRATCH_RESERVE` (an untiled runner): its buffers follow
+        the inputs."""
+        if tiles.elements > MAX_SCRATCH_RESERVE:
+            return 0
         return tiles.elements + config.block_dims(0)[1] * (RESIDUAL_KERNEL - 1) * max(RESIDUAL_DILATIONS)
 
     @staticmethod
