@@ -95,7 +95,7 @@ class NumpyVocoder(VocoderRunner):
     def _scratch_reserve(config: VocoderConfig, tiles: TimeTiles) -> int:
         """Elements every scratch buffer starts with: a tile plus the widest residual unit's look-back,
         ``C * (k - 1) * max(dilations)`` with ``C`` block 0's output channels (its "in" buffer holds both).
-        None (0) for a budget over :data:`MAX_SCRATCH_RESERVE` (an untiled runner): its buffers follow
+        Zero for a budget over :data:`MAX_SCRATCH_RESERVE` (an untiled runner): its buffers follow
         the inputs."""
         if tiles.elements > MAX_SCRATCH_RESERVE:
             return 0
