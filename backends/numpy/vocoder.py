@@ -39,7 +39,6 @@ from .tiles import TimeTiles
 CODEBOOK_EPS = 1e-5
 RESIDUAL_DILATIONS = (1, 3, 9)
 MAX_SCRATCH_RESERVE = 1 << 24  # elements: the largest tile budget whose size scratch buffers start at
-RESIDUAL_KERNEL = 7  # the residual units' dilated conv (the official DecoderResidualUnit's kernel_size)
 
 
 class NumpyVocoder(VocoderRunner):
@@ -77,7 +76,7 @@ class NumpyVocoder(VocoderRunner):
         self.snake = {p: snake_params(weights[f"{p}.alpha"], weights[f"{p}.beta"], self.dtype) for p in prefixes}
         self.rows = RowThreads(blas_threads() if threads is None else threads)
         self.tiles = TimeTiles() if tiles is None else tiles
-        self.scratch = Scratch(self.dtype, reserve=self._scratch_reserve(config, self.tiles))
+        self.scratch = Scratch(self.dtype, reserve=self._scratch_reserve())
         self._stage_fns: dict[str, Callable[[np.ndarray, State], np.ndarray]] = {
             "rvq_decode": self.rvq_decode,
             "pre_conv": lambda x, s: self._conv("pre_conv", x, s, "pre_conv"),
@@ -91,15 +90,16 @@ class NumpyVocoder(VocoderRunner):
             self._stage_fns[f"block_{i}.tconv"] = lambda x, s, i=i: self.block_tconv(i, x, s)
             self._stage_fns[f"block_{i}.resunits"] = lambda x, s, i=i: self.block_resunits(i, x, s)
 
-    @staticmethod
-    def _scratch_reserve(config: VocoderConfig, tiles: TimeTiles) -> int:
+    def _scratch_reserve(self) -> int:
         """Elements every scratch buffer starts with: a tile plus the widest residual unit's look-back,
-        ``C * (k - 1) * max(dilations)`` with ``C`` block 0's output channels (its "in" buffer holds both).
-        Zero for a budget over :data:`MAX_SCRATCH_RESERVE` (an untiled runner): its buffers follow
-        the inputs."""
-        if tiles.elements > MAX_SCRATCH_RESERVE:
+        ``C * (k - 1) * d`` with ``C`` block 0's output channels and ``(k - 1) * d`` the longest look-back
+        of its dilated convs (its "in" buffer holds both). Zero for a budget over
+        :data:`MAX_SCRATCH_RESERVE` (an untiled runner): its buffers follow the inputs."""
+        if self.tiles.elements > MAX_SCRATCH_RESERVE:
             return 0
-        return tiles.elements + config.block_dims(0)[1] * (RESIDUAL_KERNEL - 1) * max(RESIDUAL_DILATIONS)
+        look_back = max((self.w[f"decoder.1.block.{u + 2}.conv1.conv.weight"].shape[2] - 1) * d
+                        for u, d in enumerate(RESIDUAL_DILATIONS))
+        return self.tiles.elements + self.config.block_dims(0)[1] * look_back
 
     @staticmethod
     def _conv_weights(config: VocoderConfig) -> list[str]:
