@@ -51,6 +51,18 @@ def test_conv_transpose_writes_its_gemm_into_given_columns():
     assert not np.isnan(cols).any()  # the GEMM went into the buffer handed in
 
 
+@pytest.mark.parametrize("rows", [1, 5, 7, 24, 25])
+def test_conv_transpose_gemm_in_row_blocks_equals_its_definition(monkeypatch, rows):
+    """``cols (Cout*k, T)`` = 24 rows here, in GEMMs of ``rows`` (a last short block, one row, one block)."""
+    monkeypatch.setattr(layers, "TCONV_GEMM_ROWS", rows)
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((6, 10)), rng.standard_normal((6, 3, 8)), rng.standard_normal(3)
+    cols = np.full(3 * 8 * 10, np.nan)
+    y, _ = layers.causal_conv_transpose(x, w, b, 4, np.zeros((3, 4)), cols=cols)
+    np.testing.assert_allclose(y, transposed_conv_by_definition(x, w, b, 4), atol=1e-12)
+    assert not np.isnan(cols).any()  # every block of rows was written
+
+
 def test_conv_transpose_writes_its_output_into_a_column_slice():
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((6, 10)), rng.standard_normal((6, 3, 8)), rng.standard_normal(3)

@@ -18,6 +18,11 @@ from perfkit.model.snake import snake_factors
 from .blas import gemm
 
 LAYER_NORM_EPS = 1e-6
+TCONV_GEMM_ROWS = 2048
+"""Rows of a transposed convolution's ``cols (Cout*k, T)`` per GEMM call. OpenBLAS packs the whole
+"N" side of a GEMM (the rows of a row-major output) into a per-thread buffer that stays resident once
+touched: block 0's 12288 rows in one call touched 21 MiB of it, calls of 2048 rows 4 MiB, in the
+same time (``reports/optimizations/numpy-tconv-gemm-rows``)."""
 
 
 def _own(tail: np.ndarray) -> np.ndarray:
@@ -117,17 +122,21 @@ def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: i
                           ) -> tuple[np.ndarray, np.ndarray]:
     """Causal ConvTranspose1d (the official right-trim of ``k - stride`` samples) as GEMM + col2im.
 
-    ``x (Cin, T)``, ``w (Cin, Cout, k)``. One GEMM ``cols = W^T x`` of ``(Cout, k, T)`` (into ``cols``
-    when given): tap ``j`` of frame ``s`` is output sample ``s*stride + j``, i.e. phase ``j % stride`` of
-    frame ``s + j // stride``. col2im adds each tap's row into its phase of ``y (Cout, T*stride)``
-    (bias once, with the taps ``j < stride``); the previous chunk's pending ``tail (Cout, k - stride)``
-    (no bias) lands on the first samples, and what lands past this chunk is the new tail. ``y`` is
-    written into ``out`` when given (any view whose time axis has unit stride, e.g. a column slice).
+    ``x (Cin, T)``, ``w (Cin, Cout, k)``. ``cols = W^T x`` of ``(Cout, k, T)`` (into ``cols`` when given;
+    GEMMs of :data:`TCONV_GEMM_ROWS` rows): tap ``j`` of frame ``s`` is output sample ``s*stride + j``,
+    i.e. phase ``j % stride`` of frame ``s + j // stride``. col2im adds each tap's row into its phase of
+    ``y (Cout, T*stride)`` (bias once, with the taps ``j < stride``); the previous chunk's pending
+    ``tail (Cout, k - stride)`` (no bias) lands on the first samples, and what lands past this chunk is
+    the new tail. ``y`` is written into ``out`` when given (any view whose time axis has unit stride,
+    e.g. a column slice).
     """
     cin, cout, k = w.shape
     t = x.shape[1]
-    cols = np.matmul(w.reshape(cin, cout * k).T, x, out=None if cols is None else cols.reshape(cout * k, t))
-    cols = cols.reshape(cout, k, t)
+    wt = w.reshape(cin, cout * k).T  # (Cout*k, Cin)
+    c2 = np.empty((cout * k, t), dtype=x.dtype) if cols is None else cols.reshape(cout * k, t)
+    for r in range(0, cout * k, TCONV_GEMM_ROWS):
+        np.matmul(wt[r: r + TCONV_GEMM_ROWS], x, out=c2[r: r + TCONV_GEMM_ROWS])
+    cols = c2.reshape(cout, k, t)
     y = np.empty((cout, t * stride), dtype=x.dtype) if out is None else out
     if y.shape != (cout, t * stride) or y.strides[1] != y.itemsize:
         raise ValueError(f"out must be ({cout}, {t * stride}) with a unit-stride time axis")
