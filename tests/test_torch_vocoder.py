@@ -328,6 +328,47 @@ def reference_conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray
     return y[0].numpy().T
 
 
+def test_k7_convs_are_onednn_packed_in_float32_only(tiny_vocoder):
+    """float32 on a CPU with oneDNN: every k > 1 conv on a weight reordered once at load; bfloat16 keeps the
+    channels-last weight (a reordered one made oneDNN's dilated bfloat16 convolutions 80x slower)."""
+    from perfkit.backends.torch.layers import conv_packable
+
+    cpu = torch.device("cpu")
+    f32 = registry.create("torch").load_vocoder(tiny_vocoder)
+    bf16 = registry.create("torch:dtype=bfloat16").load_vocoder(tiny_vocoder)
+    convs = [f32.decoder_in, f32.final_conv, *(u.conv1 for blk in f32.blocks for u in blk.units)]
+    assert {c.packed for c in convs} == {conv_packable(torch.float32, cpu)}
+    assert not conv_packable(torch.bfloat16, cpu)
+    assert not any(u.conv1.packed for blk in bf16.blocks for u in blk.units)
+    assert all(c.weight.is_mkldnn == c.packed for c in convs)
+
+
+@pytest.mark.parametrize("dilation", [1, 3, 9])
+@pytest.mark.parametrize("length", [1, 5, 40])
+@pytest.mark.parametrize("packed", [True, False])
+def test_causal_conv_is_torchs_dilated_conv1d(monkeypatch, packed, dilation, length):
+    """Both weight forms of :class:`CausalConv` (oneDNN's packed, channels-last for ``conv2d``) equal
+    ``conv1d`` in float64 on the padded input, at any length (the reorder was made for no input shape)."""
+    from perfkit.backends.torch import layers
+
+    cpu = torch.device("cpu")
+    if packed and not layers.conv_packable(torch.float32, cpu):
+        pytest.skip("no oneDNN in this torch build")
+    monkeypatch.setattr(layers, "conv_packable", lambda dtype, device: packed)
+    rng = np.random.default_rng(dilation * 100 + length)
+    cin, cout, k = 8, 6, 7
+    w = {"c.conv.weight": rng.standard_normal((cout, cin, k)), "c.conv.bias": rng.standard_normal(cout)}
+    conv = layers.CausalConv.pack(w, "c", torch.float32, cpu, dilation)
+    assert conv.packed == packed
+    xp = rng.standard_normal((conv.pad + length, cin))  # (pad + L, Cin)
+    with torch.inference_mode():
+        got = conv(torch.from_numpy(xp).float())
+    assert got.shape == (length, cout) and got.is_contiguous()
+    expected = torch.nn.functional.conv1d(torch.from_numpy(xp.T[None]), torch.from_numpy(w["c.conv.weight"]),
+                                          torch.from_numpy(w["c.conv.bias"]), dilation=dilation)[0].numpy().T
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
 def test_convs_refuse_the_other_kernel_size():
     """A k = 1 convolution is a PointwiseConv and a k > 1 one a CausalConv; each says so for the other."""
     from perfkit.backends.torch.layers import CausalConv, PointwiseConv
