@@ -2,8 +2,9 @@
 
 Time-major rows make every convolution GEMM-shaped without copies:
 
-- a causal Conv1d with ``k > 1`` is a channels-last ``conv2d`` (oneDNN on the CPU, cuDNN on CUDA): the
-  ``(L, C)`` buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no layout reorder happens on the way in or out;
+- a causal Conv1d with ``k > 1`` is a channels-last 2-D convolution (oneDNN on the CPU, on a weight reordered
+  once at load in float32; cuDNN on CUDA): the ``(L, C)`` buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no
+  layout reorder happens on the way in or out;
 - a Conv1d with ``k = 1`` is a :class:`Linear` over the rows;
 - a causal ConvTranspose1d with ``k = m * stride`` is one :class:`Linear` ``(L, Cin) -> (L, k*Cout)`` whose
   rows are already the output's ``(L, stride, Cout)`` blocks, then one shifted add (col2im);
