@@ -200,9 +200,10 @@ class Linear:
 # --------------------------------------------------------------------------- convolutions
 def conv_packable(dtype: torch.dtype, device: torch.device) -> bool:
     """Whether :meth:`CausalConv.pack` keeps a weight in oneDNN's blocked layout: float32 on a CPU with
-    oneDNN. In bfloat16 a weight reordered without an input shape made oneDNN's dilated convolutions
-    80x slower on the AMX CPU (768 channels, dilation 3, 512 rows: 173 against 2.1 ms), so bfloat16
-    keeps the channels-last weight that ``conv2d`` reorders on each call."""
+    oneDNN. In bfloat16 the reordered layout depends on the input length it was made for: on the AMX CPU
+    (768 channels, dilation 3) a weight reordered for no length took 172 ms on 512 rows, one reordered for
+    512 rows 1.6 ms there but 165 ms on 37 rows, against ``conv2d``'s 2.2 and 1.0 ms; streaming chunks and
+    last tiles vary the length, so bfloat16 keeps the channels-last weight ``conv2d`` reorders each call."""
     return dtype == torch.float32 and onednn_packable(dtype, device)
 
 
