@@ -83,3 +83,19 @@ def test_variants_list_each_dtype():
     infos = registry.describe_variants("numba")
     assert sorted(i.options["dtype"] for i in infos) == ["float32", "float64"]
     assert all(i.available for i in infos)
+
+
+def test_making_the_backend_starts_numbas_runtime(monkeypatch):
+    """The backend runs one trivial cached kernel when it is made, so LLVM's start-up memory lands in the
+    memory suite's baseline (measured after the backend is made) instead of a run's working memory."""
+    pytest.importorskip("numba")
+    import numpy as np
+    from perfkit.backends.numba import jit
+
+    calls = []
+    monkeypatch.setattr(jit, "start_runtime", lambda: calls.append(jit._first_call(np.zeros(1))))
+    registry.create("numba")
+    assert calls == [1.0]
+    monkeypatch.undo()
+    jit.start_runtime()
+    assert jit._first_call.signatures  # compiled, or loaded from the cache, and called
