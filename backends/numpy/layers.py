@@ -133,10 +133,10 @@ def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: i
     cin, cout, k = w.shape
     t = x.shape[1]
     wt = w.reshape(cin, cout * k).T  # (Cout*k, Cin)
-    c2 = np.empty((cout * k, t), dtype=x.dtype) if cols is None else cols.reshape(cout * k, t)
+    rows = np.empty((cout * k, t), dtype=x.dtype) if cols is None else cols.reshape(cout * k, t)
     for r in range(0, cout * k, TCONV_GEMM_ROWS):
-        np.matmul(wt[r: r + TCONV_GEMM_ROWS], x, out=c2[r: r + TCONV_GEMM_ROWS])
-    cols = c2.reshape(cout, k, t)
+        np.matmul(wt[r: r + TCONV_GEMM_ROWS], x, out=rows[r: r + TCONV_GEMM_ROWS])
+    cols = rows.reshape(cout, k, t)
     y = np.empty((cout, t * stride), dtype=x.dtype) if out is None else out
     if y.shape != (cout, t * stride) or y.strides[1] != y.itemsize:
         raise ValueError(f"out must be ({cout}, {t * stride}) with a unit-stride time axis")

@@ -220,11 +220,10 @@ class CausalConv:
     for ``conv2d`` (cuDNN on CUDA). ``k = 1`` is a :class:`PointwiseConv`.
     """
 
-    weight: Tensor
-    bias: Tensor
+    weight: Tensor  # (Cout, Cin, 1, k): oneDNN's opaque blocked tensor, or strided channels-last
+    bias: Tensor  # (Cout,)
     kernel: int
     dilation: int
-    packed: bool = False
 
     @classmethod
     def pack(cls, w: Mapping[str, np.ndarray], prefix: str, dtype: torch.dtype, device: torch.device,
@@ -237,13 +236,18 @@ class CausalConv:
         w4 = to_tensor(weight[:, :, None, :], dtype, device)  # (Cout, Cin, 1, k)
         if conv_packable(dtype, device):
             packed = torch._C._nn.mkldnn_reorder_conv2d_weight(w4.to_mkldnn(), [0, 0], [1, 1], [1, dilation], 1, None)
-            return cls(packed, bias, k, dilation, packed=True)
+            return cls(packed, bias, k, dilation)
         return cls(w4.contiguous(memory_format=torch.channels_last), bias, k, dilation)
 
     @property
     def pad(self) -> int:
         """Input rows of look-back: ``(k - 1) * dilation``."""
         return (self.kernel - 1) * self.dilation
+
+    @property
+    def packed(self) -> bool:
+        """Whether the weight is in oneDNN's layout (then :meth:`__call__` runs ``_convolution_pointwise``)."""
+        return self.weight.is_mkldnn
 
     def __call__(self, xp: Tensor) -> Tensor:
         """``xp (pad + L, Cin)`` contiguous -> ``y (L, Cout)`` contiguous."""
