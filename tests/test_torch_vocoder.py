@@ -336,7 +336,7 @@ def test_k7_convs_are_onednn_packed_in_float32_only(tiny_vocoder):
     cpu = torch.device("cpu")
     f32 = registry.create("torch").load_vocoder(tiny_vocoder)
     bf16 = registry.create("torch:dtype=bfloat16").load_vocoder(tiny_vocoder)
-    convs = [f32.decoder_in, f32.final_conv, *(u.conv1 for blk in f32.blocks for u in blk.units)]
+    convs = [f32.pre_conv, f32.decoder_in, *(u.conv1 for blk in f32.blocks for u in blk.units)]
     assert {c.packed for c in convs} == {conv_packable(torch.float32, cpu)}
     assert not conv_packable(torch.bfloat16, cpu)
     assert not any(u.conv1.packed for blk in bf16.blocks for u in blk.units)
@@ -369,9 +369,34 @@ def test_causal_conv_is_torchs_dilated_conv1d(monkeypatch, packed, dilation, len
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("cout", [1, 3])
+@pytest.mark.parametrize("dilation", [1, 3])
+@pytest.mark.parametrize("length", [1, 5, 40])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_tap_sum_conv_is_torchs_dilated_conv1d(cout, dilation, length, dtype):
+    """:class:`TapSumConv` (one GEMM, then the taps' shifted sum) equals ``conv1d`` in float64 on the padded
+    input, for one and several output channels, dilated or not, in the input's dtype."""
+    from perfkit.backends.torch.layers import TapSumConv
+
+    rng = np.random.default_rng(dilation * 100 + length + cout)
+    cin, k = 8, 7
+    w = {"c.conv.weight": rng.standard_normal((cout, cin, k)), "c.conv.bias": rng.standard_normal(cout)}
+    conv = TapSumConv.pack(w, "c", torch.device("cpu"), dilation)
+    assert conv.pad == (k - 1) * dilation
+    xp = rng.standard_normal((conv.pad + length, cin))  # (pad + L, Cin)
+    with torch.inference_mode():
+        got = conv(torch.from_numpy(xp).to(dtype))
+    assert got.shape == (length, cout) and got.is_contiguous() and got.dtype == dtype
+    rounded = torch.from_numpy(xp).to(dtype).double()  # the input as the layer sees it
+    expected = torch.nn.functional.conv1d(rounded.T[None], torch.from_numpy(w["c.conv.weight"]),
+                                          torch.from_numpy(w["c.conv.bias"]), dilation=dilation)[0].numpy().T
+    tol = 1e-5 if dtype == torch.float32 else 2e-2  # bfloat16: one rounding of the output
+    np.testing.assert_allclose(got.double().numpy(), expected, rtol=tol, atol=tol * np.abs(expected).max())
+
+
 def test_convs_refuse_the_other_kernel_size():
     """A k = 1 convolution is a PointwiseConv and a k > 1 one a CausalConv; each says so for the other."""
-    from perfkit.backends.torch.layers import CausalConv, PointwiseConv
+    from perfkit.backends.torch.layers import CausalConv, PointwiseConv, TapSumConv
 
     rng = np.random.default_rng(0)
     cpu = torch.device("cpu")
@@ -379,6 +404,8 @@ def test_convs_refuse_the_other_kernel_size():
     seven = {"c.conv.weight": rng.standard_normal((4, 3, 7)), "c.conv.bias": rng.standard_normal(4)}
     with pytest.raises(ValueError, match="PointwiseConv"):
         CausalConv.pack(one, "c", torch.float32, cpu)
+    with pytest.raises(ValueError, match="PointwiseConv"):
+        TapSumConv.pack(one, "c", cpu)
     with pytest.raises(ValueError, match="kernel 7"):
         PointwiseConv.pack(seven, "c", torch.float32, cpu)
     got = PointwiseConv.pack(one, "c", torch.float32, cpu)(torch.ones(2, 3))  # (L, Cin) -> (L, Cout)

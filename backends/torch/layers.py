@@ -4,7 +4,8 @@ Time-major rows make every convolution GEMM-shaped without copies:
 
 - a causal Conv1d with ``k > 1`` is a channels-last 2-D convolution (oneDNN on the CPU, on a weight reordered
   once at load in float32; cuDNN on CUDA): the ``(L, C)`` buffer *is* an NHWC tensor ``(1, C, 1, L)``, so no
-  layout reorder happens on the way in or out;
+  layout reorder happens on the way in or out; with one output channel (the final conv) it is one GEMM
+  ``(pad + L, Cin) -> (pad + L, k*Cout)`` and a shifted sum over the taps (:class:`TapSumConv`);
 - a Conv1d with ``k = 1`` is a :class:`Linear` over the rows;
 - a causal ConvTranspose1d with ``k = m * stride`` is one :class:`Linear` ``(L, Cin) -> (L, k*Cout)`` whose
   rows are already the output's ``(L, stride, Cout)`` blocks, then one shifted add (col2im);
@@ -259,6 +260,50 @@ class CausalConv:
             y4 = F.conv2d(x4, self.weight, self.bias, dilation=(1, self.dilation))  # (1, Cout, 1, L) NHWC
         y = y4[0, :, 0, :].t()  # (L, Cout)
         return y if y.is_contiguous() else y.contiguous()
+
+
+@dataclass(frozen=True)
+class TapSumConv:
+    """Causal Conv1d with few output channels, ``w (Cout, Cin, k)``, dilation ``d``: one GEMM, then a shifted sum.
+
+    ``z = xp @ W`` for ``xp (pad + L, Cin)`` and ``W (Cin, k*Cout)``, ``W[c, j*Cout + o] = w[o, c, j]``:
+    ``z (pad + L, k, Cout)`` holds every row's product with every tap, and
+    ``y[t] = b + sum_j z[t + j*d, j]``, read as one strided view of ``z`` (no copy) and summed over ``j``.
+    The same sum as :class:`CausalConv`, but a GEMM of ``k*Cout`` columns instead of a convolution
+    primitive, which cannot vectorise over one output channel: the final conv (``Cout = 1``, 96 channels,
+    2730-row tiles) took 54 against 394 us a tile (``reports/optimizations/torch-final-conv-gemm``).
+    Computed in float32 whatever ``xp``'s dtype (one rounding at the end, as the conv primitive does).
+    """
+
+    weight: Tensor  # (Cin, k*Cout) float32
+    bias: Tensor  # (Cout,) float32
+    kernel: int
+    dilation: int
+
+    @classmethod
+    def pack(cls, w: Mapping[str, np.ndarray], prefix: str, device: torch.device, dilation: int = 1
+             ) -> TapSumConv:
+        weight = np.asarray(w[f"{prefix}.conv.weight"], dtype=np.float64)  # (Cout, Cin, k)
+        cout, cin, k = weight.shape
+        if k == 1:
+            raise ValueError(f"{prefix}: a k = 1 convolution is a PointwiseConv")
+        packed = weight.transpose(1, 2, 0).reshape(cin, k * cout)  # (Cin, k*Cout), tap-major columns
+        return cls(to_tensor(packed, torch.float32, device), to_tensor(w[f"{prefix}.conv.bias"], torch.float32,
+                                                                       device), k, dilation)
+
+    @property
+    def pad(self) -> int:
+        """Input rows of look-back: ``(k - 1) * dilation``."""
+        return (self.kernel - 1) * self.dilation
+
+    def __call__(self, xp: Tensor) -> Tensor:
+        """``xp (pad + L, Cin)`` contiguous -> ``y (L, Cout)`` contiguous, in ``xp``'s dtype."""
+        k, d = self.kernel, self.dilation
+        cout = self.bias.shape[0]
+        length = xp.shape[0] - self.pad
+        z = xp.float() @ self.weight  # (pad + L, k*Cout) float32
+        taps = z.as_strided((length, k, cout), (k * cout, d * k * cout + cout, 1))  # taps[t, j] = z[t + j*d, j]
+        return (taps.sum(dim=1) + self.bias).to(xp.dtype)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .layers import (
     Linear,
     PointwiseConv,
     SnakeBeta,
+    TapSumConv,
     Tensor,
     layer_norm,
     to_tensor,
@@ -144,7 +145,7 @@ class TorchVocoder(VocoderRunner):
                                             CausalConvTranspose.pack(w, f"{p}.1", rate, dt, dev), units))
         n = cfg.num_blocks
         self.final_snake = SnakeBeta.pack(w, f"decoder.{n + 1}", dev, compiled)
-        self.final_conv = CausalConv.pack(w, f"decoder.{n + 2}", dt, dev)
+        self.final_conv = TapSumConv.pack(w, f"decoder.{n + 2}", dev)  # Cout = 1: a GEMM and a tap sum
 
     def _pack_codebooks(self, cfg: VocoderConfig, w: Mapping[str, np.ndarray]) -> None:
         """Per group: all codebooks ``embedding_sum / clamp(cluster_usage, 1e-5)`` stacked ``(sum rows, half)``.
@@ -192,7 +193,7 @@ class TorchVocoder(VocoderRunner):
             return torch.zeros((rows, channels), dtype=self.dtype, device=self.device)
         return tail
 
-    def _conv_stage(self, conv: CausalConv, x: Tensor, state: State, key: str,
+    def _conv_stage(self, conv: CausalConv | TapSumConv, x: Tensor, state: State, key: str,
                     snake: SnakeBeta | None = None) -> Tensor:
         """Optional SnakeBeta, then a causal conv, tile by tile: ``x (C, L)`` view -> ``(Cout, L)`` view."""
         h = x.t()  # (L, Cin)
