@@ -330,8 +330,9 @@ def reference_conv_transpose(x: np.ndarray, weight: np.ndarray, bias: np.ndarray
 
 def test_k7_convs_are_onednn_packed_in_float32_only(tiny_vocoder):
     """float32 on a CPU with oneDNN: every k > 1 conv on a weight reordered once at load; bfloat16 keeps the
-    channels-last weight (a reordered one made oneDNN's dilated bfloat16 convolutions 80x slower)."""
-    from perfkit.backends.torch.layers import conv_packable
+    channels-last weight (a reordered one made oneDNN's dilated bfloat16 convolutions 80x slower). The final
+    conv, with one output channel, is a GEMM and a tap sum in either dtype."""
+    from perfkit.backends.torch.layers import TapSumConv, conv_packable
 
     cpu = torch.device("cpu")
     f32 = registry.create("torch").load_vocoder(tiny_vocoder)
@@ -341,6 +342,7 @@ def test_k7_convs_are_onednn_packed_in_float32_only(tiny_vocoder):
     assert not conv_packable(torch.bfloat16, cpu)
     assert not any(u.conv1.packed for blk in bf16.blocks for u in blk.units)
     assert all(c.weight.is_mkldnn == c.packed for c in convs)
+    assert isinstance(f32.final_conv, TapSumConv) and isinstance(bf16.final_conv, TapSumConv)
 
 
 @pytest.mark.parametrize("dilation", [1, 3, 9])
