@@ -218,7 +218,7 @@ class CausalConv:
     emits for frozen CPU convolutions); ``conv2d`` on a strided weight reorders it on every call, which
     cost decoder_in (1536 x 1024 x 7, 44 MB) 46 against 35 ms on 512 rows and left the reordered
     copy's memory in the allocator (``reports/optimizations/torch-onednn-conv``). Elsewhere channels-last
-    for ``conv2d`` (cuDNN on CUDA). ``k = 1`` is a :class:`PointwiseConv`.
+    for ``conv2d`` (cuDNN on CUDA). ``k = 1`` is a :class:`PointwiseConv`; one output channel, a :class:`TapSumConv`.
     """
 
     weight: Tensor  # (Cout, Cin, 1, k): oneDNN's opaque blocked tensor, or strided channels-last
