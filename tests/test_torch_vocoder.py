@@ -413,3 +413,43 @@ def test_convs_refuse_the_other_kernel_size():
     got = PointwiseConv.pack(one, "c", torch.float32, cpu)(torch.ones(2, 3))  # (L, Cin) -> (L, Cout)
     expected = one["c.conv.weight"][:, :, 0].sum(axis=1) + one["c.conv.bias"]
     np.testing.assert_allclose(got.numpy(), np.tile(expected, (2, 1)), rtol=1e-5)
+
+
+def test_stage_outputs_alternate_between_two_buffers_that_grow():
+    """:class:`StageOutputs`: the buffer not holding the stage's input, views of the first elements when a
+    request is smaller, a larger buffer when it is larger; a chain of stages ping-pongs between the two."""
+    from perfkit.backends.torch.buffers import StageOutputs
+
+    outputs = StageOutputs(torch.float32, torch.device("cpu"))
+    fresh = torch.zeros(3, 4)
+    a = outputs.get((6, 4), avoid=fresh)  # input in neither buffer: the first
+    b = outputs.get((6, 4), avoid=a.t())  # input in the first (a transposed view of it): the second
+    c = outputs.get((2, 4), avoid=b)  # back to the first, a view of its first 8 elements
+    assert a.shape == (6, 4) and b.shape == (6, 4) and c.shape == (2, 4) and c.is_contiguous()
+    assert c.data_ptr() == a.data_ptr() and b.data_ptr() != a.data_ptr()
+    assert outputs.holds(a) and outputs.holds(b) and not outputs.holds(fresh)
+    assert outputs.nbytes == 2 * 24 * 4
+    d = outputs.get((10, 4), avoid=b)  # larger than the first buffer: it grows
+    assert d.shape == (10, 4) and outputs.nbytes == (40 + 24) * 4
+    assert not outputs.holds(a)  # the old first buffer is gone
+
+
+def test_block_outputs_reuse_the_runners_buffers_and_host_copies_own_memory(tiny_vocoder, tiny_codes):
+    """The blocks' tconv and residual-unit outputs come from the runner's two buffers, decoding the same
+    length again grows neither, and ``to_host`` returns a copy that later stages cannot overwrite."""
+    backend = registry.create("torch")
+    runner = backend.load_vocoder(tiny_vocoder)
+    first = decode_to_host(backend, runner, tiny_codes)
+    held = runner.outputs.nbytes
+    assert held > 0
+    hosts, clones = {}, {}
+    x, state = runner.upload_codes(tiny_codes), runner.new_state()
+    for stage in runner.stages:
+        x = runner.run_stage(stage, x, state)
+        assert runner.outputs.holds(x) == (".tconv" in stage or ".resunits" in stage), stage
+        hosts[stage], clones[stage] = backend.to_host(x), x.clone().numpy()
+    assert runner.outputs.nbytes == held
+    np.testing.assert_array_equal(hosts["final"], first)
+    decode_to_host(backend, runner, synthetic_codes(tiny_vocoder.config, tiny_codes.shape[1], seed=7))
+    for stage in runner.stages:  # the buffers now hold another utterance's activations
+        np.testing.assert_array_equal(hosts[stage], clones[stage], err_msg=stage)

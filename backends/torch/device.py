@@ -32,10 +32,13 @@ def synchronize(device: torch.device) -> None:
 
 
 def to_host(x: torch.Tensor | np.ndarray) -> np.ndarray:
-    """A tensor as a float32 (or float64, int64) NumPy array on the host; low precision widened to float32."""
+    """A tensor as a float32 (or float64, int64) NumPy array on the host that owns its memory; low
+    precision widened to float32. A CPU tensor is copied, since ``.numpy()`` would share its memory and
+    the runner reuses its stage outputs' buffers (:mod:`.buffers`)."""
     if isinstance(x, np.ndarray):
         return x
     t = x.detach()
     if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
         t = t.float()
-    return t.cpu().numpy()
+    host = t.cpu()
+    return (host.clone() if host.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() else host).numpy()

@@ -22,6 +22,7 @@ import torch
 from perfkit.interface import State, VocoderRunner
 from perfkit.model.vocoder_config import VocoderConfig
 
+from .buffers import StageOutputs
 from .layers import (
     CausalConv,
     CausalConvTranspose,
@@ -98,6 +99,7 @@ class TorchVocoder(VocoderRunner):
         if tile_elements is None:
             tile_elements = CPU_TILE_ELEMENTS if device.type == "cpu" else 1 << 40
         self.tile_elements = tile_elements
+        self.outputs = StageOutputs(dtype, device)  # the blocks' tconv and residual-unit outputs
         with torch.inference_mode():
             self._pack(config, weights)
         self._stage_fns: dict[str, Callable[[Tensor, State], Tensor]] = {
@@ -257,8 +259,7 @@ class TorchVocoder(VocoderRunner):
         tail = state.get(key)
         if tail is None:
             tail = tconv.new_tail(self.dtype, self.device)
-        out = torch.empty((length * tconv.stride, tconv.out_channels), dtype=self.dtype,
-                          device=self.device)  # (L*rate, Cout)
+        out = self.outputs.get((length * tconv.stride, tconv.out_channels), avoid=x)  # (L*rate, Cout)
         for a, b in self._tiles(length, tconv.columns):
             tail = tconv(self.blocks[i].snake(h[a:b]), tail, out[a * tconv.stride: b * tconv.stride])
         state[key] = tail.clone()
@@ -271,7 +272,7 @@ class TorchVocoder(VocoderRunner):
         length, c = h.shape
         keys = [f"block_{i}.res{u}" for u in range(len(units))]
         tails = [self._tail(state, key, unit.conv1.pad, c) for key, unit in zip(keys, units, strict=True)]
-        out = torch.empty_like(h)  # (L, C)
+        out = self.outputs.get((length, c), avoid=x)  # (L, C)
         for a, b in self._tiles(length, c):
             y = h[a:b]
             for u, unit in enumerate(units):
