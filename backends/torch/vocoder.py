@@ -3,7 +3,8 @@
 Stage outputs keep the canonical logical shapes ``(C, L)`` (``(L,)`` for ``final``) but are stored
 time-major: each is the transposed view ``y.t()`` of a contiguous ``(L, C)`` tensor, so passing
 stages along costs nothing and :func:`~perfkit.backends.torch.device.to_host` still returns the
-reference's ``(C, L)``.
+reference's ``(C, L)``. The decoder blocks' outputs come from two buffers the runner keeps and uses in
+turn (:mod:`.buffers`), which the runner contract allows: an output is reused after two more stages.
 
 Long stages run in *time tiles*: a tile goes through the whole stage with the same tails that carry
 state between chunks, so tiling is exactly streaming inside one call (identical results), bounds the
