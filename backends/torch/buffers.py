@@ -31,8 +31,7 @@ class StageOutputs:
     def get(self, shape: tuple[int, ...], avoid: Tensor) -> Tensor:
         """A contiguous ``shape`` tensor (contents undefined) in the buffer that does not hold ``avoid``
         (the stage's input)."""
-        first = self._flat[0]
-        i = 1 if first is not None and _storage(first) == _storage(avoid) else 0
+        i = 1 if self._in(0, avoid) else 0
         size = math.prod(shape)
         flat = self._flat[i]
         if flat is None or flat.numel() < size:
@@ -43,7 +42,11 @@ class StageOutputs:
 
     def holds(self, t: Tensor) -> bool:
         """Whether ``t`` lies in one of the buffers (so the next stages but one may overwrite it)."""
-        return any(flat is not None and _storage(flat) == _storage(t) for flat in self._flat)
+        return self._in(0, t) or self._in(1, t)
+
+    def _in(self, i: int, t: Tensor) -> bool:
+        flat = self._flat[i]
+        return flat is not None and _storage(flat) == _storage(t)
 
     @property
     def nbytes(self) -> int:
