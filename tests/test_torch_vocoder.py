@@ -8,6 +8,7 @@ SNR >= 20 dB and correlation >= 0.99, no NaN/Inf. SNR and correlation come from 
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -432,6 +433,43 @@ def test_stage_outputs_alternate_between_two_buffers_that_grow():
     d = outputs.get((10, 4), avoid=b)  # larger than the first buffer: it grows
     assert d.shape == (10, 4) and outputs.nbytes == (40 + 24) * 4
     assert not outputs.holds(a)  # the old first buffer is gone
+
+
+def test_stage_outputs_reserve_grows_only_the_buffers_not_holding_the_input():
+    """:meth:`StageOutputs.reserve`: both buffers to at least the size asked for, except the one holding the
+    stage's input, which stays as it is (its contents intact); a later smaller request reuses the reserve."""
+    from perfkit.backends.torch.buffers import StageOutputs
+
+    outputs = StageOutputs(torch.float32, torch.device("cpu"))
+    outputs.reserve(40, avoid=torch.zeros(1))
+    assert outputs.nbytes == 2 * 40 * 4
+    a = outputs.get((6, 4), avoid=torch.zeros(1))
+    a.fill_(3.0)
+    outputs.reserve(100, avoid=a)  # a's buffer keeps its 40 elements, the other grows to 100
+    assert outputs.nbytes == (40 + 100) * 4 and outputs.holds(a) and bool((a == 3.0).all())
+    b = outputs.get((25, 4), avoid=a)
+    assert b.untyped_storage().nbytes() == 100 * 4  # a view of the reserve, not a new buffer
+    outputs.reserve(10, avoid=b)  # smaller than both: nothing changes
+    assert outputs.nbytes == (40 + 100) * 4 and outputs.holds(a) and outputs.holds(b)
+
+
+def test_block_outputs_are_reserved_once_per_decode_for_the_largest_block(tiny_vocoder, tiny_codes):
+    """From block 0's tconv on, both buffers hold the largest block output of the decode (the last block's:
+    ``T * prod(upsampling) * prod(rates) * Cout_last`` elements) and no later stage replaces either."""
+    backend = registry.create("torch")
+    runner = backend.load_vocoder(tiny_vocoder)
+    cfg = tiny_vocoder.config
+    samples = tiny_codes.shape[1] * math.prod(cfg.upsampling_ratios) * math.prod(cfg.upsample_rates)
+    largest = samples * runner.blocks[-1].tconv.out_channels
+    x, state, storages = runner.upload_codes(tiny_codes), runner.new_state(), None
+    for stage in runner.stages:
+        x = runner.run_stage(stage, x, state)
+        if stage == "block_0.tconv":
+            storages = [f.untyped_storage().data_ptr() for f in runner.outputs._flat]
+        if storages is not None:
+            assert runner.outputs.nbytes == 2 * largest * 4, stage
+            assert [f.untyped_storage().data_ptr() for f in runner.outputs._flat] == storages, stage
+    assert storages is not None
 
 
 def test_block_outputs_reuse_the_runners_buffers_and_host_copies_own_memory(tiny_vocoder, tiny_codes):

@@ -5,6 +5,8 @@ time-major: each is the transposed view ``y.t()`` of a contiguous ``(L, C)`` ten
 stages along costs nothing and :func:`~perfkit.backends.torch.device.to_host` still returns the
 reference's ``(C, L)``. The decoder blocks' outputs come from two buffers the runner keeps and uses in
 turn (:mod:`.buffers`), which the runner contract allows: an output is reused after two more stages.
+Each block's tconv first reserves both for the largest block output still to come, so they are sized
+once a decode (or a stream chunk) rather than at every block.
 
 Long stages run in *time tiles*: a tile goes through the whole stage with the same tails that carry
 state between chunks, so tiling is exactly streaming inside one call (identical results), bounds the
@@ -260,11 +262,21 @@ class TorchVocoder(VocoderRunner):
         tail = state.get(key)
         if tail is None:
             tail = tconv.new_tail(self.dtype, self.device)
+        self.outputs.reserve(self._largest_block_output(i, length), avoid=x)
         out = self.outputs.get((length * tconv.stride, tconv.out_channels), avoid=x)  # (L*rate, Cout)
         for a, b in self._tiles(length, tconv.columns):
             tail = tconv(self.blocks[i].snake(h[a:b]), tail, out[a * tconv.stride: b * tconv.stride])
         state[key] = tail.clone()
         return out.t()
+
+    def _largest_block_output(self, i: int, length: int) -> int:
+        """Elements of the largest output of blocks ``i, i+1, ...`` for ``length`` rows into block ``i``:
+        ``max_j L * prod(rate_i..rate_j) * Cout_j`` (the tconv's and the residual units' are the same size)."""
+        largest = 0
+        for block in self.blocks[i:]:
+            length *= block.tconv.stride
+            largest = max(largest, length * block.tconv.out_channels)
+        return largest
 
     def block_resunits(self, i: int, x: Tensor, state: State) -> Tensor:
         """Three residual units (dilations 1, 3, 9) tile by tile: ``(C, L) -> (C, L)``."""
