@@ -495,6 +495,21 @@ def test_memory_pass_separates_the_load_from_the_run(tmp_path):
     assert (held + scratch * 0.9) * mib <= working <= (held + scratch + 48) * mib
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="psutil reports file-backed RSS on Linux")
+def test_memory_pass_reports_the_file_backed_part_of_the_working_memory(tmp_path):
+    """A backend whose first call pages in 48 MiB of a mapped file (as a library's code is) and allocates
+    32 MiB: the working memory holds both, its file-backed part the 48 only."""
+    mapped, scratch = 48, 32
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
+                     settings=WorkerSettings(timeout_s=120),
+                     extra=[fake(f"mapped_mib={mapped},scratch_mib={scratch},stage_us=2000")])
+    m = run_plan(plan, tmp_path).run.cases[0].memory
+    assert m is not None and m.baseline_file_rss_bytes is not None and m.run_peak_file_rss_bytes is not None
+    mib = 2**20
+    assert mapped * mib * 0.9 <= m.file_backed_working_bytes <= (mapped + 16) * mib
+    assert m.working_bytes(None) >= (mapped + scratch) * mib * 0.9
+
+
 def test_memory_pass_without_scratch_reports_little_working_memory(tmp_path):
     plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
                      settings=WorkerSettings(timeout_s=120), extra=[fake("stage_us=2000")])

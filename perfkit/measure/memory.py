@@ -3,7 +3,9 @@
 Measured in a pass of its own (a fresh worker), never while timing: the sampler's thread would
 disturb the timings, and a timing worker's history would disturb the peak.
 
-- ``rss``: resident set size (``psutil.Process().memory_info().rss``), polled every ``interval_s``;
+- ``rss``: resident set size (``psutil.Process().memory_info().rss``), polled every ``interval_s``,
+  with its file-backed part at the peak (``memory_info().shared``: on Linux ``RssFile + RssShmem``, the
+  pages of mapped files such as the libraries' code, which the first call of a kernel pages in);
 - ``uss``: unique set size, memory only this process holds (``memory_full_info().uss``, reads
   ``/proc/<pid>/smaps``: polled every ``uss_every``-th poll, as it costs much more than RSS);
 - ``ru_maxrss``: the kernel's own peak RSS of the process since it started
@@ -35,6 +37,12 @@ import psutil
 
 def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
+
+
+def file_rss_bytes() -> int | None:
+    """The file-backed part of the RSS (psutil's ``shared``), or ``None`` where the platform has none."""
+    shared = getattr(psutil.Process().memory_info(), "shared", None)
+    return None if shared is None else int(shared)
 
 
 def uss_bytes() -> int | None:
@@ -69,6 +77,7 @@ class SamplerPeaks:
     peak_uss_bytes: int | None
     polls: int
     interval_s: float
+    peak_file_rss_bytes: int | None = None  # the file-backed part of the RSS at its peak
 
 
 class RssSampler:
@@ -81,11 +90,16 @@ class RssSampler:
         self._thread: threading.Thread | None = None
         self._proc = psutil.Process(os.getpid())
         self._peak_rss = 0
+        self._peak_file_rss: int | None = None
         self._peak_uss: int | None = None
         self._polls = 0
 
     def _poll(self) -> None:
-        self._peak_rss = max(self._peak_rss, int(self._proc.memory_info().rss))
+        info = self._proc.memory_info()
+        if int(info.rss) > self._peak_rss:
+            self._peak_rss = int(info.rss)
+            shared = getattr(info, "shared", None)
+            self._peak_file_rss = None if shared is None else int(shared)
         if self._polls % self.uss_every == 0:
             try:
                 uss = int(self._proc.memory_full_info().uss)
@@ -112,7 +126,7 @@ class RssSampler:
         self._poll()
 
     def peaks(self) -> SamplerPeaks:
-        return SamplerPeaks(self._peak_rss, self._peak_uss, self._polls, self.interval_s)
+        return SamplerPeaks(self._peak_rss, self._peak_uss, self._polls, self.interval_s, self._peak_file_rss)
 
 
 def cuda_reset_peaks(device: str) -> bool:

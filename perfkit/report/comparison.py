@@ -320,12 +320,15 @@ class _Builder:
         if not items:
             return
         self.doc.heading(2, "Memory")
+        file_backed = any(c.memory.file_backed_working_bytes is not None for _, c in items)  # type: ignore[union-attr]
         self.doc.add(
             "A memory pass in a fresh worker. Baseline: RSS before the model loads (interpreter, "
             "libraries, backend). Load peak: while the input model is built and loaded (both copies side "
             "by side). Peak RSS: while the model runs (first call and a few passes), after the input model "
             "is dropped; weights: the parameters in the variant's compute dtype; working = peak RSS − baseline − "
-            "weights (activations, scratch, caches, extra copies)."
+            "weights (activations, scratch, caches, extra copies)"
+            + ("; of which file-backed: pages of mapped files (the libraries' code that the first calls page "
+               "in), not allocations." if file_backed else ".")
         )
         order = {v: i for i, v in enumerate(self.variants)}
         items.sort(key=lambda rc: (configuration_key(*rc), order.get(rc[1].variant, 99)))

@@ -7,7 +7,9 @@ parameters in the backend's compute dtype (a bfloat16 backend holds half the flo
 the peak while the model runs (first call and passes, after the input model was dropped), *load peak*
 the peak while the input model is built and loaded (both copies side by side), *working* = peak RSS −
 baseline − weights (activations, scratch, caches, extra copies; negative when weights are shared or not
-resident). CUDA columns appear when a case measured them.
+resident). CUDA columns appear when a case measured them, and a *file-backed* column when a case
+recorded it: the part of the working memory that is pages of mapped files (the libraries' code the
+first calls page in), not allocations.
 """
 
 from __future__ import annotations
@@ -55,12 +57,13 @@ def short_configuration(run: Run, case: CaseRecord) -> str:
 def memory_table(
     items: Sequence[tuple[Run, CaseRecord]], validity: Validity, with_variant: bool = True
 ) -> str:
-    """Variant | Configuration | Peak RSS | Load peak | Baseline | Weights | Working | After load | Peak USS |
-    [CUDA] | Parity."""
+    """Variant | Configuration | Peak RSS | Load peak | Baseline | Weights | Working | [of which file-backed] |
+    After load | Peak USS | [CUDA] | Parity."""
     items = [(r, c) for r, c in items if c.memory is not None]
     if not items:
         return ""
     cuda = any(c.memory.cuda_peak_allocated_bytes is not None for _, c in items)  # type: ignore[union-attr]
+    file_backed = any(c.memory.file_backed_working_bytes is not None for _, c in items)  # type: ignore[union-attr]
     headers = (["Variant"] if with_variant else []) + [
         "Configuration",
         "Peak RSS (MiB)",
@@ -68,9 +71,10 @@ def memory_table(
         "Baseline (MiB)",
         "Weights (MiB)",
         "Working (MiB)",
-        "After load (MiB)",
-        "Peak USS (MiB)",
     ]
+    if file_backed:
+        headers.append("of which file-backed (MiB)")
+    headers += ["After load (MiB)", "Peak USS (MiB)"]
     if cuda:
         headers += ["CUDA peak allocated (MiB)", "CUDA peak reserved (MiB)"]
     headers.append("Parity")
@@ -86,9 +90,10 @@ def memory_table(
             units.mib(m.baseline_rss_bytes),
             units.mib(weights, 2),
             units.mib(m.working_bytes(weights)),
-            units.mib(m.rss_after_load_bytes),
-            units.mib(m.peak_uss_bytes),
         ]
+        if file_backed:
+            cells.append(units.mib(m.file_backed_working_bytes))
+        cells += [units.mib(m.rss_after_load_bytes), units.mib(m.peak_uss_bytes)]
         if cuda:
             cells += [units.mib(m.cuda_peak_allocated_bytes), units.mib(m.cuda_peak_reserved_bytes)]
         status = validity.status(case.variant, case.case.preset)
@@ -99,35 +104,39 @@ def memory_table(
 
 
 def memory_delta_table(pairs: Sequence[tuple[Run, CaseRecord, CaseRecord]]) -> str:
-    """Configuration | Peak before | Peak after | Delta | Working before | Working after (MiB)."""
+    """Configuration | Peak before | Peak after | Delta | Working before | Working after (MiB), and the
+    working memory's file-backed part before and after when either side recorded it."""
+    pairs = [(r, b, h) for r, b, h in pairs if b.memory is not None and h.memory is not None]
+    if not pairs:
+        return ""
+    file_backed = any(c.memory.file_backed_working_bytes is not None  # type: ignore[union-attr]
+                      for _, b, h in pairs for c in (b, h))
     rows = []
     for run, base, head in pairs:
-        if base.memory is None or head.memory is None:
-            continue
-
-        b, h = base.memory.inference_peak_bytes, head.memory.inference_peak_bytes
-        rows.append(
-            [
-                md(configuration(run, head)),
-                units.mib(b),
-                units.mib(h),
-                ("+" if h >= b else "-") + units.mib(abs(h - b)),
-                units.pct((h - b) / b if b else None, signed=True),
-                units.mib(base.memory.working_bytes(base.weight_bytes)),
-                units.mib(head.memory.working_bytes(head.weight_bytes)),
-            ]
-        )
-    if not rows:
-        return ""
-    return table(
-        [
-            "Configuration",
-            "Peak RSS before (MiB)",
-            "Peak RSS after (MiB)",
-            "Delta (MiB)",
-            "Delta",
-            "Working before (MiB)",
-            "Working after (MiB)",
-        ],
-        rows,
-    )
+        bm, hm = base.memory, head.memory
+        assert bm is not None and hm is not None
+        b, h = bm.inference_peak_bytes, hm.inference_peak_bytes
+        row = [
+            md(configuration(run, head)),
+            units.mib(b),
+            units.mib(h),
+            ("+" if h >= b else "-") + units.mib(abs(h - b)),
+            units.pct((h - b) / b if b else None, signed=True),
+            units.mib(bm.working_bytes(base.weight_bytes)),
+            units.mib(hm.working_bytes(head.weight_bytes)),
+        ]
+        if file_backed:
+            row += [units.mib(bm.file_backed_working_bytes), units.mib(hm.file_backed_working_bytes)]
+        rows.append(row)
+    headers = [
+        "Configuration",
+        "Peak RSS before (MiB)",
+        "Peak RSS after (MiB)",
+        "Delta (MiB)",
+        "Delta",
+        "Working before (MiB)",
+        "Working after (MiB)",
+    ]
+    if file_backed:
+        headers += ["File-backed before (MiB)", "File-backed after (MiB)"]
+    return table(headers, rows)

@@ -25,7 +25,9 @@ Options (free-form strings, unlike a real backend's fixed choices):
   deterministic;
 - ``hold_mib`` (default ``0``): the runner allocates and keeps this many MiB at load (a backend's own
   copy of the weights); ``scratch_mib`` (default ``0``): each pass allocates, touches and frees this
-  many MiB (activations) — memory whose size the memory pass must report;
+  many MiB (activations) — memory whose size the memory pass must report; ``mapped_mib`` (default
+  ``0``): the first pass maps a file of this many MiB and reads every page, kept mapped for the
+  runner's life (a library's code paged in by the first call: file-backed, not allocated);
 - ``tag``: any label, to tell two otherwise identical variants apart.
 """
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import os
 import resource
+import tempfile
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -51,7 +54,7 @@ TARGET = "perfkit.run.fake_backend:FakeBackend"
 FAULTS = ("none", "raise", "exit", "segv", "hang", "oom")
 DEFAULTS = {"fault": "none", "fault_at": "1", "stage_us": "200", "slow_stage": "", "slow_factor": "1",
             "wait": "sleep", "clock": "real", "jitter": "0", "seed": "0", "hold_mib": "0",
-            "scratch_mib": "0", "tag": ""}
+            "scratch_mib": "0", "mapped_mib": "0", "tag": ""}
 
 
 def inject(fault: str, where: str) -> None:
@@ -92,6 +95,20 @@ def _touched(mib: float) -> np.ndarray:
     return np.ones(int(mib * 2**20), dtype=np.uint8)
 
 
+def _mapped(mib: float) -> np.ndarray | None:
+    """A read-only mapping of a new ``mib`` MiB file, every page read (resident, file-backed); the file
+    itself is removed at once (the mapping keeps it). ``None`` for 0."""
+    n = int(mib * 2**20)
+    if n <= 0:
+        return None
+    with tempfile.NamedTemporaryFile(prefix="perfkit-fake-") as f:
+        f.write(b"\1" * n)
+        f.flush()
+        mapped = np.memmap(f.name, dtype=np.uint8, mode="r", shape=(n,))
+    int(mapped[::4096].sum())  # one read per page
+    return mapped
+
+
 class FakeRunner(VocoderRunner):
     def __init__(self, config: VocoderConfig, backend: FakeBackend) -> None:
         super().__init__(config)
@@ -99,6 +116,7 @@ class FakeRunner(VocoderRunner):
         self.passes = 0
         self.held = _touched(backend.hold_mib)
         self.scratch: np.ndarray | None = None
+        self.mapped: np.ndarray | None = None
 
     def upload_codes(self, codes: np.ndarray) -> np.ndarray:
         return np.asarray(codes)
@@ -111,6 +129,8 @@ class FakeRunner(VocoderRunner):
                 inject(b.fault, f"in pass {self.passes}")
             self.scratch = None
             self.scratch = _touched(b.scratch_mib)  # resident through the pass, freed at its end
+            if self.passes == 1:
+                self.mapped = _mapped(b.mapped_mib)
         us = b.stage_us * (b.slow_factor if b.slow_stage in (stage, parent_stage(stage)) else 1.0)
         b.wait(us * 1e3)
         if stage == self.stages[-1]:
@@ -140,7 +160,7 @@ class FakeBackend(Backend):
             raise InputError("fake backend: seed must be a non-negative integer")
         if resolved["fault_at"] != "load" and not resolved["fault_at"].isdigit():
             raise InputError("fake backend: fault_at must be 'load' or a pass number")
-        for key in ("stage_us", "slow_factor", "jitter", "hold_mib", "scratch_mib"):
+        for key in ("stage_us", "slow_factor", "jitter", "hold_mib", "scratch_mib", "mapped_mib"):
             try:
                 float(resolved[key])
             except ValueError:
@@ -159,6 +179,7 @@ class FakeBackend(Backend):
         self.jitter = float(self.options["jitter"])
         self.hold_mib = float(self.options["hold_mib"])
         self.scratch_mib = float(self.options["scratch_mib"])
+        self.mapped_mib = float(self.options["mapped_mib"])
         self._rng = np.random.default_rng(int(self.options["seed"]))
         self.now_ns = 0
 

@@ -210,6 +210,7 @@ def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
         RssSampler,
         cuda_peaks,
         cuda_reset_peaks,
+        file_rss_bytes,
         release_freed_memory,
         rss_bytes,
         ru_maxrss_bytes,
@@ -226,7 +227,7 @@ def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
     apply_threads(req.get("threads"))
     device = backend.compute_device()
     release_freed_memory()
-    baseline = rss_bytes()
+    baseline, baseline_file = rss_bytes(), file_rss_bytes()
     cuda_reset_peaks(device)
     with RssSampler() as load_sampler:
         workload = suite.load(backend, suite.prepare(Case.from_dict(req["case"])))
@@ -248,6 +249,7 @@ def memory_pass(req: dict[str, Any]) -> dict[str, Any]:
         "baseline_rss_bytes": baseline, "rss_after_load_bytes": after_load,
         "peak_rss_bytes": max(load.peak_rss_bytes, run.peak_rss_bytes),
         "load_peak_rss_bytes": load.peak_rss_bytes, "run_peak_rss_bytes": run.peak_rss_bytes,
+        "baseline_file_rss_bytes": baseline_file, "run_peak_file_rss_bytes": run.peak_file_rss_bytes,
         "peak_uss_bytes": max(uss) if uss else None,
         "ru_maxrss_bytes": ru_maxrss_bytes(), "weight_bytes": workload.weight_bytes,
         "cuda_peak_allocated_bytes": None if cuda is None else cuda[0],

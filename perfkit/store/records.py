@@ -229,7 +229,9 @@ class MemoryRecord:
     ``load_peak_rss_bytes`` is the peak while the input model is built and loaded;
     ``rss_after_load_bytes`` is taken once the input model is dropped and freed memory is returned to
     the OS; ``run_peak_rss_bytes`` is the peak over the first call and the passes (both ``None`` in
-    files written before the split).
+    files written before the split). ``baseline_file_rss_bytes`` and ``run_peak_file_rss_bytes`` are the
+    file-backed parts of the baseline and of the run peak (pages of mapped files, mostly the libraries'
+    code; ``None`` in older files and where the platform does not report them).
     """
 
     baseline_rss_bytes: int
@@ -245,6 +247,8 @@ class MemoryRecord:
     passes: int = 0
     load_peak_rss_bytes: int | None = None
     run_peak_rss_bytes: int | None = None
+    baseline_file_rss_bytes: int | None = None
+    run_peak_file_rss_bytes: int | None = None
 
     @property
     def inference_peak_bytes(self) -> int:
@@ -257,6 +261,15 @@ class MemoryRecord:
         weights = self.weight_bytes if self.weight_bytes is not None else weight_bytes
         return self.inference_peak_bytes - self.baseline_rss_bytes - (weights or 0)
 
+    @property
+    def file_backed_working_bytes(self) -> int | None:
+        """The part of the working memory that is pages of mapped files (run peak's file-backed RSS −
+        the baseline's): library code and data that the model's first calls paged in, not allocations.
+        ``None`` when either figure is missing."""
+        if self.run_peak_file_rss_bytes is None or self.baseline_file_rss_bytes is None:
+            return None
+        return self.run_peak_file_rss_bytes - self.baseline_file_rss_bytes
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
@@ -265,7 +278,7 @@ class MemoryRecord:
         d = _obj(d, where)
         req = ("baseline_rss_bytes", "rss_after_load_bytes", "peak_rss_bytes", "ru_maxrss_bytes")
         opt = ("weight_bytes", "peak_uss_bytes", "cuda_peak_allocated_bytes", "cuda_peak_reserved_bytes",
-               "load_peak_rss_bytes", "run_peak_rss_bytes")
+               "load_peak_rss_bytes", "run_peak_rss_bytes", "baseline_file_rss_bytes", "run_peak_file_rss_bytes")
         kw: dict[str, Any] = {k: _req(d, k, int, where) for k in req}
         kw.update({k: _req(d, k, int, where, optional=True) for k in opt})
         kw["polls"] = _req(d, "polls", int, where, optional=True) or 0
