@@ -43,7 +43,7 @@ STREAM_CHUNK_FRAMES = 12
 _PARAMS = ("configs", "frames")
 
 #: Timing only drives the memory pass: the fewest samples the engine accepts.
-PROTOCOL = Protocol(warmup_rounds=0, min_samples=1, max_samples=1, budget_s=0.1, round_samples=1,
+PROTOCOL = Protocol(warmup_rounds=0, min_samples=1, max_samples=1, budget_s=0.1, round_samples=1, visit_warmup=0,
                     memory_passes=2)
 
 

@@ -122,18 +122,19 @@ def test_a_generator_only_comparison_summarises_the_synthesis(tmp_path: Path) ->
 
 
 def test_protocol_flags_reach_every_plan() -> None:
-    """``--warmup``, ``--round-samples``, ``--target-iqr`` and ``--worker-visits`` mean what they mean for
-    ``perfkit run``; left out, each suite keeps its own."""
+    """``--warmup``, ``--round-samples``, ``--target-iqr``, ``--worker-visits`` and ``--visit-warmup`` mean
+    what they mean for ``perfkit run``; left out, each suite keeps its own."""
     parser = argparse.ArgumentParser()
     compare.register(parser.add_subparsers())
     given = parser.parse_args(["compare", "numpy", "--suite", "stages", "--suite", "parity", "--warmup", "0",
                                "--round-samples", "2", "--target-iqr", "0.5", "--min-samples", "4",
-                               "--worker-visits", "3"])
+                               "--worker-visits", "3", "--visit-warmup", "2"])
     plans = compare.build_plans(given)
     assert sorted(p.suite for p in plans) == ["parity", "stages"]
     for plan in plans:
         assert (plan.protocol.warmup_rounds, plan.protocol.round_samples, plan.protocol.target_rel_iqr,
-                plan.protocol.min_samples, plan.protocol.worker_visits) == (0, 2, 0.5, 4, 3)
+                plan.protocol.min_samples, plan.protocol.worker_visits, plan.protocol.visit_warmup
+                ) == (0, 2, 0.5, 4, 3, 2)
     default = compare.build_plans(parser.parse_args(["compare", "numpy", "--suite", "stages"]))[0]
-    assert default.protocol.worker_visits == 0
+    assert default.protocol.worker_visits == 0 and default.protocol.visit_warmup == 1
     assert default.protocol.warmup_rounds == (get_suite("stages").protocol or Protocol()).warmup_rounds

@@ -103,6 +103,35 @@ def test_protocol_refuses_nonsense():
         Protocol(min_samples=10, max_samples=5)
 
 
+def test_protocol_visit_warmup_defaults_to_one_and_older_runs_had_none():
+    assert Protocol().visit_warmup == 1
+    assert Protocol.from_dict(Protocol(visit_warmup=3).to_dict()).visit_warmup == 3
+    stored = {k: v for k, v in Protocol().to_dict().items() if k != "visit_warmup"}  # a run before the field
+    assert Protocol.from_dict(stored).visit_warmup == 0
+    with pytest.raises(InputError, match="visit_warmup"):
+        Protocol(visit_warmup=-1)
+
+
+@pytest.mark.parametrize("visit_warmup", [0, 1, 3])
+def test_a_visit_runs_its_warmup_passes_of_the_first_series_untimed(visit_warmup):
+    """A round of 2 samples of the stages suite's 3 series runs 6 timed passes plus ``visit_warmup``
+    discarded ones (the fake runner counts its passes), and returns 2 samples per series either way."""
+    from perfkit.run.worker import WorkerState
+    from perfkit.store.records import Case
+
+    worker = WorkerState()
+    protocol = Protocol(warmup_rounds=1, min_samples=2, max_samples=2, round_samples=2, visit_warmup=visit_warmup)
+    worker.setup({"suite": "stages", "case": Case("tiny", (("frames", 1), ("seed", 0))).to_dict(),
+                  "backend": {"spec": "fake:clock=virtual", "target": TARGET}, "threads": None,
+                  "protocol": protocol.to_dict()})
+    runner = worker.workload.runner
+    for _ in range(2):
+        before = runner.passes
+        reply = worker.round({"samples": 2})
+        assert runner.passes - before == 6 + visit_warmup
+        assert {name: len(s) for name, s in reply["samples"].items()} == {"e2e": 2, "stages": 2, "coarse": 2}
+
+
 def test_describe_exit():
     assert describe_exit(-signal.SIGSEGV) == "killed by signal SIGSEGV (Segmentation fault)"
     assert describe_exit(3) == "exited with code 3"

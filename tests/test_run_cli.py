@@ -29,7 +29,7 @@ def no_float64(monkeypatch):
 
 def test_run_writes_a_result_and_prints_the_summary(cli, tmp_path):
     code, out, err = cli("run", "--backend", "numpy", "--backend", "numpy:dtype=float64", "--suite", "stages",
-                         "--preset", "tiny", "--results", tmp_path, *QUICK)
+                         "--preset", "tiny", "--results", tmp_path, *QUICK, "--visit-warmup", "2")
     assert code == 0, err
     [path] = result_files(tmp_path)
     assert f"result: {path}" in out
@@ -41,7 +41,7 @@ def test_run_writes_a_result_and_prints_the_summary(cli, tmp_path):
     assert run.status == "complete" and [c.status for c in run.cases] == ["ok", "ok"]
     assert run.command[:2] == ("perfkit", "run") or run.command == ("perfkit", "run")
     assert all(s.n == 3 for c in run.cases for s in c.series)
-    assert run.settings["threads"] == 1 and run.protocol["max_samples"] == 3
+    assert run.settings["threads"] == 1 and run.protocol["max_samples"] == 3 and run.protocol["visit_warmup"] == 2
 
     code, out, err = cli("results", "--results", tmp_path)
     assert code == 0 and run.run_id in out and "numpy:dtype=float64" in out and "2/2" in out

@@ -113,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, metavar="N", help="warm-up passes per worker (default: the suite's)")
     p.add_argument("--round-samples", type=int, metavar="N",
                    help="samples per visit before switching to the next variant (default: the suite's)")
+    p.add_argument("--visit-warmup", type=int, metavar="N",
+                   help="untimed passes at the start of every visit, so a process that waited while other "
+                        "variants ran is warm again (default: the suite's, else 1)")
     p.add_argument("--target-iqr", type=float, metavar="F",
                    help="stop early once IQR/median of every series is below this (default: the suite's)")
     p.add_argument("--workers", type=int, metavar="N",
@@ -222,7 +225,7 @@ def _protocol(suite: Any, args: argparse.Namespace) -> Protocol:
     return base.override(budget_s=args.budget, min_samples=args.min_samples, max_samples=args.max_samples,
                          warmup_rounds=args.warmup, round_samples=args.round_samples,
                          target_rel_iqr=args.target_iqr, workers=args.workers,
-                         worker_visits=args.worker_visits)
+                         worker_visits=args.worker_visits, visit_warmup=args.visit_warmup)
 
 
 def _extra(items: Sequence[str]) -> list[BackendRef]:

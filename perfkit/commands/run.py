@@ -97,6 +97,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--round-samples", type=int, metavar="N",
                    help="samples per visit before switching to the next variant "
                         f"(default: the suite's, else {d.round_samples})")
+    p.add_argument("--visit-warmup", type=int, metavar="N",
+                   help="untimed passes at the start of every visit, so a process that waited while other "
+                        f"variants ran is warm again (default: the suite's, else {d.visit_warmup})")
     p.add_argument("--workers", type=int, metavar="N",
                    help="worker processes per variant, visited in turn (default 1); see `perfkit compare --help`")
     p.add_argument("--worker-visits", type=int, metavar="N",
@@ -170,7 +173,7 @@ def build_plan(args: argparse.Namespace) -> Plan:
     protocol = (suite.protocol or Protocol()).override(
         warmup_rounds=args.warmup, min_samples=args.min_samples, max_samples=args.max_samples,
         budget_s=args.budget, round_samples=args.round_samples, target_rel_iqr=args.target_iqr,
-        workers=args.workers, worker_visits=args.worker_visits)
+        workers=args.workers, worker_visits=args.worker_visits, visit_warmup=args.visit_warmup)
     settings = WorkerSettings(threads=args.threads, timeout_s=args.timeout,
                               memory_limit_bytes=args.memory_limit)
     request = CaseRequest(args.preset, tuple(args.frames or ()), args.seed, params)

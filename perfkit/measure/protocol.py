@@ -10,7 +10,13 @@ For one (backend variant, case) the worker:
    sample lasts at least ``resolution_multiple`` times the timer's resolution. A sample's value is the
    per-pass mean over its ``loops`` passes (stored with ``loops``, so the raw total is recoverable);
 4. measures samples in *visits* of ``round_samples`` samples per series, interleaved with the other
-   variants' visits (A B A B …), until :func:`should_stop`. With ``workers`` > 1, steps 1–3 happen in
+   variants' visits (A B A B …), until :func:`should_stop`. Each visit first runs ``visit_warmup``
+   passes of its first series, discarded: a process that waited while the other variants ran starts
+   its visit cold (caches refilled, idle BLAS/OpenMP threads woken), and without them the first sample
+   of every visit — always the first series' — read 0.3–21% slower than the visit's later samples in
+   12 of 12 cases of this project's runs (``stages``, 50 frames, 2-sample visits), which biased that
+   series' median, the per-stage timing overhead, and the comparison of variants that wake up at
+   different speeds. With ``workers`` > 1, steps 1–3 happen in
    that many processes per variant, a visit takes :attr:`Protocol.visit_samples` samples
    (``round_samples // workers``, at least 1) and the visits rotate over them (the engine,
    :mod:`perfkit.run.engine`): two processes of the same code can differ by more than their samples
@@ -52,6 +58,7 @@ class Protocol:
     memory_passes: int = 3
     workers: int = 1
     worker_visits: int = 0  # visits per worker process before a fresh one replaces it; 0: never
+    visit_warmup: int = 1  # discarded passes of the first series at the start of every visit
 
     def __post_init__(self) -> None:
         checks = {
@@ -60,7 +67,7 @@ class Protocol:
             "round_samples": self.round_samples >= 1, "target_rel_iqr": self.target_rel_iqr >= 0,
             "resolution_multiple": self.resolution_multiple >= 1, "max_loops": self.max_loops >= 1,
             "memory_passes": self.memory_passes >= 0, "workers": self.workers >= 1,
-            "worker_visits": self.worker_visits >= 0,
+            "worker_visits": self.worker_visits >= 0, "visit_warmup": self.visit_warmup >= 0,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
@@ -88,8 +95,9 @@ class Protocol:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Protocol:
+        """The protocol stored with a run; one stored before visits had a warm-up had none (0)."""
         names = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{"visit_warmup": 0, **{k: v for k, v in data.items() if k in names}})
 
 
 def calibrate_loops(shortest_span_ns: float, resolution_ns: float, multiple: int, max_loops: int) -> int:

@@ -5,7 +5,8 @@ For each case, in plan order:
 1. one worker per variant (``protocol.workers``) is started and set up in turn (load, first call, warm-up, calibration —
    see :mod:`perfkit.measure.protocol`), one at a time so set-ups never overlap;
 2. *visits* alternate between the variants, A B A B …: each visit asks one worker for
-   ``round_samples`` samples of every series; only one worker measures at any moment, so drift in the
+   ``round_samples`` samples of every series, after ``protocol.visit_warmup`` discarded passes (a
+   resumed worker is cold); only one worker measures at any moment, so drift in the
    machine (load, temperature, frequency) hits every variant alike. Between its visits a worker is
    stopped (SIGSTOP, :meth:`~perfkit.run.process.WorkerProcess.pause`), so the thread pools it leaves
    spinning cannot slow the worker being measured. With ``protocol.workers`` > 1 a variant has that

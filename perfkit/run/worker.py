@@ -11,7 +11,8 @@ Requests::
 
     {"op": "setup", "suite", "case", "backend": {"spec", "target"}, "threads", "memory_limit_bytes",
      "protocol"}                          -> load, first call, warm-up, calibration; the metadata
-    {"op": "round", "samples": n}          -> n samples of every series, interleaved sample by sample
+    {"op": "round", "samples": n}          -> the visit's warm-up passes, then n samples of every series,
+                                              interleaved sample by sample
     {"op": "memory", <setup fields>}       -> the memory pass, in a fresh worker
     {"op": "hello", "backend"?}            -> {"protocol", "modules": {package: file}, "worker_environment"?}
                                               (the handshake)
@@ -131,6 +132,7 @@ class WorkerState:
         self.timer: Any = None
         self.loops: dict[str, int] = {}
         self.series: list[Any] = []
+        self.visit_warmup = 0
 
     def _pass(self, name: str, spans: tuple[str, ...]) -> dict[str, int]:
         self.workload.run(name, self.timer)
@@ -172,6 +174,7 @@ class WorkerState:
                                               protocol.resolution_multiple, protocol.max_loops)
                       for s in self.series}
         first_series = self.series[0].name
+        self.visit_warmup = protocol.visit_warmup
         return {
             "ok": True, "load_ns": load_ns, "first_call": first_call,
             "first_call_ns": sum(first_call[first_series].values()), "loops": self.loops,
@@ -185,6 +188,9 @@ class WorkerState:
         if self.workload is None:
             raise RuntimeError("round before setup")
         n = int(req["samples"])
+        first = self.series[0]
+        for _ in range(self.visit_warmup):  # discarded: the process starts its visit cold
+            self._pass(first.name, first.spans)
         out: dict[str, list[list[int]]] = {s.name: [] for s in self.series}
         for _ in range(n):
             for s in self.series:  # series interleaved sample by sample
