@@ -114,22 +114,37 @@ def test_protocol_visit_warmup_defaults_to_one_and_older_runs_had_none():
 
 @pytest.mark.parametrize("visit_warmup", [0, 1, 3])
 def test_a_visit_runs_its_warmup_passes_of_the_first_series_untimed(visit_warmup):
-    """A round of 2 samples of the stages suite's 3 series runs 6 timed passes plus ``visit_warmup``
+    """A round of 2 samples of the stages suite's 3 series with ``warmup`` k runs 6 timed passes plus k
     discarded ones (the fake runner counts its passes), and returns 2 samples per series either way."""
     from perfkit.run.worker import WorkerState
     from perfkit.store.records import Case
 
     worker = WorkerState()
-    protocol = Protocol(warmup_rounds=1, min_samples=2, max_samples=2, round_samples=2, visit_warmup=visit_warmup)
+    protocol = Protocol(warmup_rounds=1, min_samples=2, max_samples=2, round_samples=2)
     worker.setup({"suite": "stages", "case": Case("tiny", (("frames", 1), ("seed", 0))).to_dict(),
                   "backend": {"spec": "fake:clock=virtual", "target": TARGET}, "threads": None,
                   "protocol": protocol.to_dict()})
     runner = worker.workload.runner
     for _ in range(2):
         before = runner.passes
-        reply = worker.round({"samples": 2})
+        reply = worker.round({"samples": 2, "warmup": visit_warmup})
         assert runner.passes - before == 6 + visit_warmup
         assert {name: len(s) for name, s in reply["samples"].items()} == {"e2e": 2, "stages": 2, "coarse": 2}
+
+
+def test_a_worker_older_than_the_visit_warmup_is_warmed_by_a_discarded_round():
+    """This tree's workers (and a source tree's of the current protocol) get the warm-up in the round
+    request; an older source tree's worker, which would ignore it, first gets a round of one sample whose
+    reply is dropped; with no warm-up asked, one round either way."""
+    from perfkit.run.engine import visit_requests
+    from perfkit.run.worker import PROTOCOL_VERSION
+
+    assert visit_requests(3, 1, None) == [{"op": "round", "samples": 3, "warmup": 1}]
+    assert visit_requests(3, 2, PROTOCOL_VERSION) == [{"op": "round", "samples": 3, "warmup": 2}]
+    for old in (0, PROTOCOL_VERSION - 1):
+        assert visit_requests(3, 1, old) == [{"op": "round", "samples": 1},
+                                             {"op": "round", "samples": 3, "warmup": 0}]
+        assert visit_requests(3, 0, old) == [{"op": "round", "samples": 3, "warmup": 0}]
 
 
 def test_describe_exit():

@@ -127,6 +127,34 @@ def test_a_base_worker_older_than_the_handshake_is_still_measured(tree: Path) ->
     assert [c.status for c in run.cases] == ["ok", "ok"] and base_failures([run]) == []
 
 
+def test_the_handshake_records_the_workers_protocol(tree: Path) -> None:
+    from perfkit.run.engine import check_origin
+    from perfkit.run.worker import PROTOCOL_VERSION
+
+    env = source_tree(str(tree)).worker_env(WorkerSettings().worker_env())
+    with WorkerProcess(env) as w:
+        check_origin(w, str(tree), 60)
+        assert w.protocol_version == PROTOCOL_VERSION
+    edit(tree, "perfkit/run/worker.py", "PROTOCOL_VERSION = 2", "PROTOCOL_VERSION = 1")
+    with WorkerProcess(env) as w:
+        check_origin(w, str(tree), 60)
+        assert w.protocol_version == 1
+
+
+def test_a_base_worker_older_than_the_visit_warmup_gets_a_discarded_round(tree: Path) -> None:
+    """A version-1 base worker ignores ``warmup``, so each of its visits starts with a round of one sample
+    that is dropped: 6 set-up passes, then per visit 3 discarded + 6 measured, 24 passes over two visits,
+    where the head's worker runs 6 + 2 x (1 + 6) = 20. A fault at pass 22 therefore fails the base alone,
+    and the base still has every sample of its first visit."""
+    edit(tree, "perfkit/run/worker.py", "PROTOCOL_VERSION = 2", "PROTOCOL_VERSION = 1")
+    edit(tree, "perfkit/run/worker.py", 'int(req.get("warmup", 0))', "0")
+    _, run = paired_run(tree, fake("clock=virtual,stage_us=100,fault=raise,fault_at=22"))
+    base, head = run.cases
+    assert head.status == "ok" and all(s.n == 4 for s in head.series)
+    assert base.status == "failed" and [(f.kind, f.phase) for f in base.failures] == [("error", "round")]
+    assert all(s.n == 2 for s in base.series)
+
+
 #: A base tree's worker.py, the failure kind and message, the request timeout (a hang costs all of it).
 BROKEN_WORKERS = {
     "garbage": ("import sys\nfor line in sys.stdin:\n    print('this is not json', flush=True)\n",

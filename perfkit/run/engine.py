@@ -77,6 +77,7 @@ from ..store.records import (
 from .plan import BackendRef, Plan, worker_environment
 from .process import WorkerFault, WorkerProcess
 from .source_tree import source_tree
+from .worker import PROTOCOL_VERSION
 
 
 class Interrupted(BaseException):
@@ -238,9 +239,11 @@ def check_origin(worker: WorkerProcess, source: str, timeout_s: float, backend: 
         reply = worker.request(request, timeout_s)
     except WorkerFault as fault:
         if fault.kind == "error" and fault.message.startswith("unknown request"):
+            worker.protocol_version = 0
             return {}
         raise WorkerFault(fault.kind, f"the worker of source tree {source} failed the handshake: "
                                       f"{fault.message}", fault.detail) from None
+    worker.protocol_version = int(reply.get("protocol") or 0)
     tree = source_tree(source)
     wrong = {name: file for name, file in dict(reply.get("modules") or {}).items()
              if not tree.owns(name, str(file))}
@@ -248,6 +251,16 @@ def check_origin(worker: WorkerProcess, source: str, timeout_s: float, backend: 
         raise WorkerFault("error", f"the worker imported {', '.join(f'{n} from {f}' for n, f in wrong.items())}, "
                                    f"not from source tree {source}")
     return {str(k): str(v) for k, v in dict(reply.get("worker_environment") or {}).items()}
+
+
+def visit_requests(samples: int, warmup: int, worker_protocol: int | None) -> list[dict[str, Any]]:
+    """The requests of one visit, the last one measured: ``round`` with its ``warmup`` passes for a worker
+    of the current protocol (``None``: this tree's); for an older one, which would ignore ``warmup``
+    (another source tree from before it), a discarded round of one sample first, so every worker
+    starts its measured samples warm."""
+    if warmup > 0 and worker_protocol is not None and worker_protocol < PROTOCOL_VERSION:
+        return [{"op": "round", "samples": 1}, {"op": "round", "samples": samples, "warmup": 0}]
+    return [{"op": "round", "samples": samples, "warmup": warmup}]
 
 
 class _Engine:
@@ -325,7 +338,8 @@ class _Engine:
         try:
             worker = m.worker
             assert worker is not None
-            reply = worker.request({"op": "round", "samples": want}, self.plan.settings.timeout_s)
+            for request in visit_requests(want, p.visit_warmup, worker.protocol_version):
+                reply = worker.request(request, self.plan.settings.timeout_s)
             worker.pause()
             slot = m.slot
             m.served[slot] += 1

@@ -66,6 +66,9 @@ class WorkerProcess:
         os.close(fd)
         self._buf = b""
         self.paused = False
+        #: The request protocol the worker speaks, when a handshake asked (another source tree's worker);
+        #: ``None``: this tree's, the current one.
+        self.protocol_version: int | None = None
 
     @property
     def pid(self) -> int:

@@ -11,8 +11,9 @@ Requests::
 
     {"op": "setup", "suite", "case", "backend": {"spec", "target"}, "threads", "memory_limit_bytes",
      "protocol"}                          -> load, first call, warm-up, calibration; the metadata
-    {"op": "round", "samples": n}          -> the visit's warm-up passes, then n samples of every series,
-                                              interleaved sample by sample
+    {"op": "round", "samples": n, "warmup": k}
+                                           -> k discarded passes of the first series (the visit's warm-up),
+                                              then n samples of every series, interleaved sample by sample
     {"op": "memory", <setup fields>}       -> the memory pass, in a fresh worker
     {"op": "hello", "backend"?}            -> {"protocol", "modules": {package: file}, "worker_environment"?}
                                               (the handshake)
@@ -132,7 +133,6 @@ class WorkerState:
         self.timer: Any = None
         self.loops: dict[str, int] = {}
         self.series: list[Any] = []
-        self.visit_warmup = 0
 
     def _pass(self, name: str, spans: tuple[str, ...]) -> dict[str, int]:
         self.workload.run(name, self.timer)
@@ -174,7 +174,6 @@ class WorkerState:
                                               protocol.resolution_multiple, protocol.max_loops)
                       for s in self.series}
         first_series = self.series[0].name
-        self.visit_warmup = protocol.visit_warmup
         return {
             "ok": True, "load_ns": load_ns, "first_call": first_call,
             "first_call_ns": sum(first_call[first_series].values()), "loops": self.loops,
@@ -189,7 +188,7 @@ class WorkerState:
             raise RuntimeError("round before setup")
         n = int(req["samples"])
         first = self.series[0]
-        for _ in range(self.visit_warmup):  # discarded: the process starts its visit cold
+        for _ in range(int(req.get("warmup", 0))):  # discarded: the process starts its visit cold
             self._pass(first.name, first.spans)
         out: dict[str, list[list[int]]] = {s.name: [] for s in self.series}
         for _ in range(n):
@@ -286,7 +285,8 @@ def _plain(value: Any) -> Any:
 
 
 #: Bumped when a request or reply changes in a way an older engine or worker would misread.
-PROTOCOL_VERSION = 1
+#: 2: ``round`` takes ``warmup`` (a version-1 worker ignores it; the engine warms it another way).
+PROTOCOL_VERSION = 2
 #: The packages whose origin ``hello`` reports.
 HELLO_MODULES = ("perfkit", "perfkit.backends", "perfkit.suites")
 
