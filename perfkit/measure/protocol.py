@@ -14,7 +14,7 @@ For one (backend variant, case) the worker:
    passes of its first series, discarded: a process that waited while the other variants ran starts
    its visit cold (caches refilled, idle BLAS/OpenMP threads woken), and without them the first sample
    of every visit — always the first series' — read 0.3–21% slower than the visit's later samples in
-   12 of 12 cases of this project's runs (``stages``, 50 frames, 2-sample visits), which biased that
+   16 of 16 cases of this project's runs (``stages``, 50 frames, 2-sample visits), which biased that
    series' median, the per-stage timing overhead, and the comparison of variants that wake up at
    different speeds. With ``workers`` > 1, steps 1–3 happen in
    that many processes per variant, a visit takes :attr:`Protocol.visit_samples` samples
