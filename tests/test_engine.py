@@ -521,14 +521,18 @@ def test_worker_sets_and_records_numba_and_torch_threads():
     assert report["threadpools"] and all(tp["num_threads"] == 1 for tp in report["threadpools"])
 
 
+def memory_of(tmp_path, spec: str):
+    """The memory record of one fake variant's memory pass (the stages suite, tiny preset, 1 frame)."""
+    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
+                     settings=WorkerSettings(timeout_s=120), extra=[fake(spec)])
+    return run_plan(plan, tmp_path).run.cases[0].memory
+
+
 def test_memory_pass_separates_the_load_from_the_run(tmp_path):
     """A backend that keeps 96 MiB from its load and needs 64 MiB while it runs: the after-load RSS holds
     the 96, the working memory the 64 (plus the tiny model's weights), and the load peak is its own."""
     held, scratch = 96, 64
-    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
-                     settings=WorkerSettings(timeout_s=120),
-                     extra=[fake(f"hold_mib={held},scratch_mib={scratch},stage_us=2000")])
-    m = run_plan(plan, tmp_path).run.cases[0].memory
+    m = memory_of(tmp_path, f"hold_mib={held},scratch_mib={scratch},stage_us=2000")
     assert m is not None and m.load_peak_rss_bytes is not None and m.run_peak_rss_bytes is not None
     mib = 2**20
     assert m.rss_after_load_bytes - m.baseline_rss_bytes >= held * mib
@@ -544,10 +548,7 @@ def test_memory_pass_reports_the_file_backed_part_of_the_working_memory(tmp_path
     """A backend whose first call pages in 48 MiB of a mapped file (as a library's code is) and allocates
     32 MiB: the working memory holds both, its file-backed part the 48 only."""
     mapped, scratch = 48, 32
-    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
-                     settings=WorkerSettings(timeout_s=120),
-                     extra=[fake(f"mapped_mib={mapped},scratch_mib={scratch},stage_us=2000")])
-    m = run_plan(plan, tmp_path).run.cases[0].memory
+    m = memory_of(tmp_path, f"mapped_mib={mapped},scratch_mib={scratch},stage_us=2000")
     assert m is not None and m.baseline_file_rss_bytes is not None and m.run_peak_file_rss_bytes is not None
     mib = 2**20
     assert mapped * mib * 0.9 <= m.file_backed_working_bytes <= (mapped + 16) * mib
@@ -555,9 +556,7 @@ def test_memory_pass_reports_the_file_backed_part_of_the_working_memory(tmp_path
 
 
 def test_memory_pass_without_scratch_reports_little_working_memory(tmp_path):
-    plan = make_plan("stages", [], CaseRequest("tiny", frames=(1,)), protocol=FOUR, memory=True,
-                     settings=WorkerSettings(timeout_s=120), extra=[fake("stage_us=2000")])
-    m = run_plan(plan, tmp_path).run.cases[0].memory
+    m = memory_of(tmp_path, "stage_us=2000")
     assert m is not None and m.run_peak_rss_bytes is not None
     assert m.working_bytes(None) < 32 * 2**20
 

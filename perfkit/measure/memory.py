@@ -39,10 +39,15 @@ def rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def file_rss_bytes() -> int | None:
-    """The file-backed part of the RSS (psutil's ``shared``), or ``None`` where the platform has none."""
-    shared = getattr(psutil.Process().memory_info(), "shared", None)
+def _file_rss(info: object) -> int | None:
+    """The file-backed part of a ``memory_info()`` (psutil's ``shared``), ``None`` where the platform has none."""
+    shared = getattr(info, "shared", None)
     return None if shared is None else int(shared)
+
+
+def file_rss_bytes() -> int | None:
+    """The file-backed part of this process's RSS now (:func:`_file_rss`)."""
+    return _file_rss(psutil.Process().memory_info())
 
 
 def uss_bytes() -> int | None:
@@ -98,8 +103,7 @@ class RssSampler:
         info = self._proc.memory_info()
         if int(info.rss) > self._peak_rss:
             self._peak_rss = int(info.rss)
-            shared = getattr(info, "shared", None)
-            self._peak_file_rss = None if shared is None else int(shared)
+            self._peak_file_rss = _file_rss(info)
         if self._polls % self.uss_every == 0:
             try:
                 uss = int(self._proc.memory_full_info().uss)
