@@ -42,6 +42,42 @@ def test_conv_transpose_equals_its_definition_offline_and_chunked(stride, k, chu
     np.testing.assert_allclose(np.concatenate(got, axis=1), expected, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("stride,k", [(3, 6), (2, 7), (4, 12), (2, 2)])
+def test_conv_transpose_overlap_add_split_over_row_threads_equals_its_definition(monkeypatch, stride, k):
+    """col2im run by :class:`RowThreads` (every array cut into blocks of output channels, small arrays
+    split too) gives the serial result bit for bit and the definition, offline and in chunks."""
+    from perfkit.backends.numpy import row_threads
+
+    monkeypatch.setattr(row_threads, "MIN_SPLIT_ELEMENTS", 1)
+    rng = np.random.default_rng(stride * 10 + k)
+    cin, cout, chunks = 5, 7, (4, 1, 6)
+    x = rng.standard_normal((cin, sum(chunks)))
+    w, b = rng.standard_normal((cin, cout, k)), rng.standard_normal(cout)
+    pool, blocks = RowThreads(3), []
+    calls = []
+
+    def counted(kernel, *arrays, out):
+        calls.append(out.shape[0])
+        return pool.run(lambda *a: (blocks.append(a[-1].shape[0]), kernel(*a)), *arrays, out=out)
+
+    try:
+        got, serial = [], []
+        tail_split, tail_serial, start = np.zeros((cout, k - stride)), np.zeros((cout, k - stride)), 0
+        for n in chunks:
+            y, tail_split = layers.causal_conv_transpose(x[:, start:start + n], w, b, stride, tail_split, rows=counted)
+            z, tail_serial = layers.causal_conv_transpose(x[:, start:start + n], w, b, stride, tail_serial)
+            got.append(y)
+            serial.append(z)
+            start += n
+    finally:
+        pool.close()
+    assert calls == [cout] * len(chunks) and sorted(blocks) == sorted([2, 2, 3] * len(chunks))  # 7 rows in 3 blocks
+    np.testing.assert_array_equal(np.concatenate(got, axis=1), np.concatenate(serial, axis=1))
+    np.testing.assert_array_equal(tail_split, tail_serial)
+    np.testing.assert_allclose(np.concatenate(got, axis=1), transposed_conv_by_definition(x, w, b, stride),
+                               rtol=0, atol=1e-12)
+
+
 def test_conv_transpose_writes_its_gemm_into_given_columns():
     rng = np.random.default_rng(1)
     x, w, b = rng.standard_normal((6, 10)), rng.standard_normal((6, 3, 8)), rng.standard_normal(3)

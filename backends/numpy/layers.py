@@ -7,6 +7,7 @@ decodes offline (one chunk) and streams (many chunks) with identical results.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -117,35 +118,58 @@ def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.
     return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
 
 
+RowRunner = Callable[..., np.ndarray]
+"""``run(kernel, *arrays, out)``: calls ``kernel(*arrays, out)``, at once (:func:`serial_rows`) or split over
+row blocks of every argument (:meth:`~.row_threads.RowThreads.run`)."""
+
+
+def serial_rows(kernel: Callable[..., None], *arrays: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A :data:`RowRunner` that runs ``kernel(*arrays, out)`` once, on this thread."""
+    kernel(*arrays, out)
+    return out
+
+
 def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray,
-                          cols: np.ndarray | None = None, out: np.ndarray | None = None
-                          ) -> tuple[np.ndarray, np.ndarray]:
+                          cols: np.ndarray | None = None, out: np.ndarray | None = None,
+                          rows: RowRunner = serial_rows) -> tuple[np.ndarray, np.ndarray]:
     """Causal ConvTranspose1d (the official right-trim of ``k - stride`` samples) as GEMM + col2im.
 
     ``x (Cin, T)``, ``w (Cin, Cout, k)``. ``cols = W^T x`` of ``(Cout, k, T)`` (into ``cols`` when given;
-    GEMMs of :data:`TCONV_GEMM_ROWS` rows): tap ``j`` of frame ``s`` is output sample ``s*stride + j``,
-    i.e. phase ``j % stride`` of frame ``s + j // stride``. col2im adds each tap's row into its phase of
-    ``y (Cout, T*stride)`` (bias once, with the taps ``j < stride``); the previous chunk's pending
-    ``tail (Cout, k - stride)`` (no bias) lands on the first samples, and what lands past this chunk is
-    the new tail. ``y`` is written into ``out`` when given (any view whose time axis has unit stride,
-    e.g. a column slice).
+    GEMMs of :data:`TCONV_GEMM_ROWS` rows), then :func:`col2im` into ``y (Cout, T*stride)``, run by
+    ``rows`` (split over output channels by a row-threaded runner: every channel is independent). ``y``
+    is written into ``out`` when given (any view whose time axis has unit stride, e.g. a column slice).
+    Returns ``y`` and the new pending tail ``(Cout, k - stride)``.
     """
     cin, cout, k = w.shape
     t = x.shape[1]
     wt = w.reshape(cin, cout * k).T  # (Cout*k, Cin)
-    rows = np.empty((cout * k, t), dtype=x.dtype) if cols is None else cols.reshape(cout * k, t)
+    gemm_out = np.empty((cout * k, t), dtype=x.dtype) if cols is None else cols.reshape(cout * k, t)
     for r in range(0, cout * k, TCONV_GEMM_ROWS):
-        np.matmul(wt[r: r + TCONV_GEMM_ROWS], x, out=rows[r: r + TCONV_GEMM_ROWS])
-    cols = rows.reshape(cout, k, t)
+        np.matmul(wt[r: r + TCONV_GEMM_ROWS], x, out=gemm_out[r: r + TCONV_GEMM_ROWS])
     y = np.empty((cout, t * stride), dtype=x.dtype) if out is None else out
     if y.shape != (cout, t * stride) or y.strides[1] != y.itemsize:
         raise ValueError(f"out must be ({cout}, {t * stride}) with a unit-stride time axis")
+    pending = np.zeros((cout, k - stride), dtype=x.dtype)  # samples t*stride + p, p < k - stride
+    rows(functools.partial(col2im, stride=stride), gemm_out.reshape(cout, k, t), b[:, None], tail, pending, out=y)
+    return y, pending
+
+
+def col2im(cols: np.ndarray, b: np.ndarray, tail: np.ndarray, pending: np.ndarray, y: np.ndarray, *,
+           stride: int) -> None:
+    """Overlap-add of a transposed convolution's columns: ``cols (C, k, T)``, ``b (C, 1)``, ``tail`` and
+    ``pending (C, k - stride)``, ``y (C, T*stride)``; every channel row independent of the others.
+
+    Tap ``j`` of frame ``s`` is output sample ``s*stride + j``, i.e. phase ``j % stride`` of frame
+    ``s + j // stride``: each tap's row is added into its phase of ``y`` (the bias once, with the taps
+    ``j < stride``); the previous chunk's pending ``tail`` (no bias) lands on the first samples, and what
+    lands past this chunk is added into ``pending`` (zeros on entry).
+    """
+    cout, k, t = cols.shape
     row, item = y.strides
     frames = as_strided(y, (cout, t, stride), (row, stride * item, item))  # frames[:, s, r] = sample s*stride + r
     for j in range(stride):
-        np.add(cols[:, j], b[:, None], out=frames[:, :, j])
+        np.add(cols[:, j], b, out=frames[:, :, j])
     overlap = k - stride
-    pending = np.zeros((cout, overlap), dtype=x.dtype)  # samples t*stride + p, p < overlap
     for j in range(stride, k):
         q, r = divmod(j, stride)
         frames[:, q:, r] += cols[:, j, : max(0, t - q)]
@@ -154,7 +178,6 @@ def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: i
     n = min(overlap, t * stride)
     y[:, :n] += tail[:, :n]
     pending[:, : overlap - n] += tail[:, n:]
-    return y, pending
 
 
 def snake_params(alpha: np.ndarray, beta: np.ndarray, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:

@@ -44,8 +44,9 @@ MAX_SCRATCH_RESERVE = 1 << 24  # elements: the largest tile budget whose size sc
 class NumpyVocoder(VocoderRunner):
     """Runs the fine stages on ``dtype`` arrays; weights converted once at load.
 
-    GEMMs run on BLAS's threads; SnakeBeta, the residual adds and im2col's copies, the elementwise
-    work of the long narrow blocks, are split over as many threads by channel rows
+    GEMMs run on BLAS's threads; SnakeBeta, the residual adds, im2col's copies and the transposed
+    convolutions' overlap-add, the elementwise work of the long narrow blocks, are split over as
+    many threads by channel rows
     (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
     The decoder blocks and the final conv run in time tiles (:class:`~.tiles.TimeTiles`): a tile goes
     through the whole stage with the same tails that carry state between chunks, so tiling is
@@ -170,7 +171,7 @@ class NumpyVocoder(VocoderRunner):
         _, cout, k = w.shape
         tail = self._tail(state, key, cout, k - stride)
         cols = self.scratch.get("out", (cout * k, x.shape[1]))
-        y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols, out=out)
+        y, state[key] = causal_conv_transpose(x, w, b, stride, tail, cols=cols, out=out, rows=self.rows.run)
         return y
 
     def _snake(self, prefix: str, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
