@@ -169,6 +169,25 @@ def test_snake_beta_matches_its_formula(dtype):
     np.testing.assert_allclose(out, expected, rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_is_the_exact_erf_form_in_its_own_dtype_in_place_and_split(dtype):
+    from scipy.special import erf
+
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((9, 40000)) * 3).astype(dtype)
+    expected = 0.5 * x.astype(np.float64) * (1.0 + erf(x.astype(np.float64) / np.sqrt(2.0)))
+    out = layers.gelu(x, np.empty_like(x))
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-7)
+    pool = RowThreads(2)
+    try:
+        inplace = x.copy()
+        pool.run(layers.gelu, inplace, out=inplace)  # split over rows (9 x 40000 is over the split size)
+    finally:
+        pool.close()
+    np.testing.assert_array_equal(inplace, out)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_row_threads_give_the_serial_result_bit_for_bit(threads):
     rng = np.random.default_rng(4)

@@ -44,9 +44,9 @@ MAX_SCRATCH_RESERVE = 1 << 24  # elements: the largest tile budget whose size sc
 class NumpyVocoder(VocoderRunner):
     """Runs the fine stages on ``dtype`` arrays; weights converted once at load.
 
-    GEMMs run on BLAS's threads; SnakeBeta, the residual adds, im2col's copies and the transposed
-    convolutions' overlap-add, the elementwise work of the long narrow blocks, are split over as
-    many threads by channel rows
+    GEMMs run on BLAS's threads; SnakeBeta, the residual adds, im2col's copies, the transposed
+    convolutions' overlap-add and the ConvNeXt blocks' GELU, the elementwise work, are split over as
+    many threads by rows
     (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
     The decoder blocks and the final conv run in time tiles (:class:`~.tiles.TimeTiles`): a tile goes
     through the whole stage with the same tails that carry state between chunks, so tiling is
@@ -270,7 +270,8 @@ class NumpyVocoder(VocoderRunner):
         tail = self._tail(state, f"upsample_{i}.dwconv", w.shape[0], w.shape[2] - 1)
         h, state[f"upsample_{i}.dwconv"] = causal_depthwise_conv(x, w, b, tail)
         h = layer_norm(h.T, self.w[f"{p}.norm.weight"], self.w[f"{p}.norm.bias"])  # (L, D)
-        h = gelu(self._linear(f"{p}.pwconv1", h))
+        h = self._linear(f"{p}.pwconv1", h)  # (L, 4D)
+        self.rows.run(gelu, h, out=h)
         h = self._linear(f"{p}.pwconv2", h) * self.w[f"{p}.gamma"]
         return x + h.T
 
