@@ -155,26 +155,6 @@ def test_tap_major_keeps_values_and_indexing():
     assert t[:, :, 2].strides[1] == t.itemsize  # a tap's rows are contiguous
 
 
-def test_input_major_keeps_values_and_indexing():
-    w = np.arange(3 * 5, dtype=np.float32).reshape(3, 5)
-    t = layers.input_major(w)
-    np.testing.assert_array_equal(t, w)
-    assert t.strides == (4, 12) and t.T.flags.c_contiguous  # (out, in) indexing over (in, out) storage
-
-
-def test_rope_table_and_apply_rope_are_rope():
-    rng = np.random.default_rng(6)
-    x, positions = rng.standard_normal((3, 5, 8)), np.arange(7, 12)
-    cos, sin = layers.rope_table(positions, 8, 10000.0, np.float64)
-    assert cos.shape == sin.shape == (5, 8)
-    np.testing.assert_array_equal(layers.apply_rope(x, cos, sin), layers.rope(x, positions, 10000.0))
-    # position p rotates the pair (i, i + 4) by p * theta**(-2i/8): norms kept, the first pair by p radians
-    rotated = layers.apply_rope(x, cos, sin)
-    np.testing.assert_allclose(np.hypot(rotated[..., :4], rotated[..., 4:]), np.hypot(x[..., :4], x[..., 4:]))
-    angle = np.angle((rotated[..., 0] + 1j * rotated[..., 4]) / (x[..., 0] + 1j * x[..., 4]))
-    np.testing.assert_allclose(angle, np.angle(np.exp(1j * positions))[None, :] * np.ones((3, 1)), atol=1e-12)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_snake_beta_matches_its_formula(dtype):
     rng = np.random.default_rng(3)

@@ -175,15 +175,3 @@ def test_convs_take_im2col_only_when_its_columns_fit_a_tile(tiny_vocoder, tiny_c
     assert {name for name, _ in calls} == {"conv_im2col", "conv_padded"}
     assert [c for c in calls if (c[1] <= budget) != (c[0] == "conv_im2col")] == []
     assert [b.shape for b in buffers if b is not None and b.size > budget] == []  # "work" within a tile's budget
-
-
-def test_linear_weights_are_held_input_major_and_convs_tap_major(tiny_vocoder):
-    """Every linear's ``W.T`` (what ``x @ W.T`` hands BLAS) and every k > 1 conv tap lies contiguous."""
-    runner = registry.create("numpy:dtype=float32").load_vocoder(tiny_vocoder)
-    linears = [k for k, a in runner.w.items() if a.ndim == 2 and k.endswith(".weight")]
-    assert "pre_transformer.layers.0.self_attn.q_proj.weight" in linears and "upsample.0.1.pwconv1.weight" in linears
-    assert all(runner.w[k].T.flags.c_contiguous for k in linears)
-    for k in linears:
-        np.testing.assert_array_equal(runner.w[k], tiny_vocoder.weights[k])
-    conv = runner.w["decoder.1.block.2.conv1.conv.weight"]
-    assert conv[:, :, 3].strides[1] == conv.itemsize

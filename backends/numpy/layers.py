@@ -233,39 +233,20 @@ def silu(x: np.ndarray) -> np.ndarray:
     return x / (1.0 + np.exp(-x))
 
 
-def rope_table(positions: np.ndarray, d: int, theta: float, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """``cos, sin (T, d)`` in ``dtype`` for integer ``positions (T,)``, computed in float64.
+def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+    """Rotary embedding on ``x (heads, T, d)`` at integer ``positions (T,)`` (rotate-half convention).
 
-    ``inv_freq = theta ** (-arange(0, d, 2) / d)``, angle ``pos * inv_freq`` duplicated over both halves.
+    ``inv_freq = theta ** (-arange(0, d, 2) / d)``, angle ``pos * inv_freq`` duplicated over both halves;
+    ``x * cos + rotate_half(x) * sin`` with ``rotate_half([a, b]) = [-b, a]``.
     """
+    d = x.shape[-1]
     inv_freq = 1.0 / (theta ** (np.arange(0, d, 2, dtype=np.float64) / d))
     ang = positions.astype(np.float64)[:, None] * inv_freq[None, :]  # (T, d/2)
     ang = np.concatenate([ang, ang], axis=-1)
-    return np.cos(ang).astype(dtype), np.sin(ang).astype(dtype)
-
-
-def apply_rope(x: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
-    """``x * cos + rotate_half(x) * sin`` on ``x (..., T, d)`` with ``rotate_half([a, b]) = [-b, a]``."""
-    half = x.shape[-1] // 2
+    cos, sin = np.cos(ang).astype(x.dtype), np.sin(ang).astype(x.dtype)
+    half = d // 2
     rotated = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     return x * cos + rotated * sin
-
-
-def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
-    """Rotary embedding on ``x (heads, T, d)`` at integer ``positions (T,)`` (rotate-half convention):
-    :func:`apply_rope` with :func:`rope_table`."""
-    return apply_rope(x, *rope_table(positions, x.shape[-1], theta, x.dtype))
-
-
-def input_major(w: np.ndarray) -> np.ndarray:
-    """A linear weight ``w (out, in)`` stored input-major, ``(in, out)`` in memory, and returned as an
-    ``(out, in)`` view of that storage (same values, same indexing).
-
-    ``x @ w.T`` is then a GEMM on a C-contiguous right operand (BLAS's "N" case); OpenBLAS is slower on
-    the transposed one at the vocoder's few rows: 50 x 512 -> 1024 0.38 against 0.32 ms, 100 x 1024 -> 4096
-    5.5 against 4.3 ms on the 2-core Xeon.
-    """
-    return np.ascontiguousarray(w.T).T
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -17,17 +17,15 @@ from perfkit.model.vocoder_config import VocoderConfig
 
 from .blas import gemm
 from .layers import (
-    apply_rope,
     causal_conv_transpose,
     causal_depthwise_conv,
     conv_im2col,
     conv_padded,
     copy_rows,
     gelu,
-    input_major,
     layer_norm,
     rms_norm,
-    rope_table,
+    rope,
     silu,
     snake_beta,
     snake_params,
@@ -72,8 +70,6 @@ class NumpyVocoder(VocoderRunner):
         self.w = {k: np.ascontiguousarray(v, dtype=self.dtype) for k, v in weights.items()}
         for name in self._conv_weights(config):
             self.w[name] = tap_major(self.w[name])  # every tap a BLAS operand in place
-        for name in [k for k, a in self.w.items() if a.ndim == 2 and k.endswith(".weight")]:
-            self.w[name] = input_major(self.w[name])  # the linears: x @ W.T on a C-contiguous W.T
         self.codebooks = self._normalised_codebooks()
         for name in [k for k in self.w if k.endswith((".embedding_sum", ".cluster_usage"))]:
             del self.w[name]  # replaced by the normalised codebooks: no second copy (32 MiB, published geometry)
@@ -212,10 +208,9 @@ class NumpyVocoder(VocoderRunner):
         cfg = self.config
         pos0 = state.get("pre_transformer.pos", 0)
         positions = np.arange(pos0, pos0 + x.shape[1])
-        rot = rope_table(positions, cfg.head_dim, cfg.rope_theta, self.dtype)  # (T, head_dim) cos, sin: every layer's
         h = x.T @ self.w["pre_transformer.input_proj.weight"].T + self.w["pre_transformer.input_proj.bias"]  # (T, H)
         for n in range(cfg.num_hidden_layers):
-            h = self._transformer_layer(n, h, positions, rot, state)
+            h = self._transformer_layer(n, h, positions, state)
         h = rms_norm(h, self.w["pre_transformer.norm.weight"], cfg.rms_norm_eps)
         out = h @ self.w["pre_transformer.output_proj.weight"].T + self.w["pre_transformer.output_proj.bias"]
         state["pre_transformer.pos"] = pos0 + x.shape[1]
@@ -226,22 +221,19 @@ class NumpyVocoder(VocoderRunner):
         bias = self.w.get(f"{name}.bias")
         return y if bias is None else y + bias
 
-    def _transformer_layer(self, n: int, h: np.ndarray, positions: np.ndarray,
-                           rot: tuple[np.ndarray, np.ndarray], state: State) -> np.ndarray:
+    def _transformer_layer(self, n: int, h: np.ndarray, positions: np.ndarray, state: State) -> np.ndarray:
         cfg = self.config
         p = f"pre_transformer.layers.{n}"
         a = rms_norm(h, self.w[f"{p}.input_layernorm.weight"], cfg.rms_norm_eps)
-        a = self._attention(n, a, positions, rot, state)
+        a = self._attention(n, a, positions, state)
         h = h + self.w[f"{p}.self_attn_layer_scale.scale"] * a
         m = rms_norm(h, self.w[f"{p}.post_attention_layernorm.weight"], cfg.rms_norm_eps)
         m = self._linear(f"{p}.mlp.down_proj", silu(self._linear(f"{p}.mlp.gate_proj", m))
                          * self._linear(f"{p}.mlp.up_proj", m))
         return h + self.w[f"{p}.mlp_layer_scale.scale"] * m
 
-    def _attention(self, n: int, x: np.ndarray, positions: np.ndarray, rot: tuple[np.ndarray, np.ndarray],
-                   state: State) -> np.ndarray:
-        """Causal sliding-window GQA: query ``i`` sees keys at positions ``(i - window, i]``; ``rot`` the
-        RoPE ``cos, sin (T, head_dim)`` at ``positions``.
+    def _attention(self, n: int, x: np.ndarray, positions: np.ndarray, state: State) -> np.ndarray:
+        """Causal sliding-window GQA: query ``i`` sees keys at positions ``(i - window, i]``.
 
         The cache keeps the last ``window - 1`` post-RoPE keys and values of earlier chunks.
         """
@@ -251,7 +243,7 @@ class NumpyVocoder(VocoderRunner):
         q = self._linear(f"{p}.q_proj", x).reshape(t, cfg.num_attention_heads, hd).transpose(1, 0, 2)
         k = self._linear(f"{p}.k_proj", x).reshape(t, cfg.num_key_value_heads, hd).transpose(1, 0, 2)
         v = self._linear(f"{p}.v_proj", x).reshape(t, cfg.num_key_value_heads, hd).transpose(1, 0, 2)
-        q, k = apply_rope(q, *rot), apply_rope(k, *rot)
+        q, k = rope(q, positions, cfg.rope_theta), rope(k, positions, cfg.rope_theta)
         key = f"pre_transformer.kv.{n}"
         if key in state:
             past_k, past_v = state[key]
