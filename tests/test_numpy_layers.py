@@ -53,8 +53,7 @@ def test_conv_transpose_overlap_add_split_over_row_threads_equals_its_definition
     cin, cout, chunks = 5, 7, (4, 1, 6)
     x = rng.standard_normal((cin, sum(chunks)))
     w, b = rng.standard_normal((cin, cout, k)), rng.standard_normal(cout)
-    pool, blocks = RowThreads(3), []
-    calls = []
+    pool, blocks, calls = RowThreads(3), [], []  # blocks: rows per kernel call; calls: rows per conv
 
     def counted(kernel, *arrays, out):
         calls.append(out.shape[0])

@@ -44,10 +44,9 @@ MAX_SCRATCH_RESERVE = 1 << 24  # elements: the largest tile budget whose size sc
 class NumpyVocoder(VocoderRunner):
     """Runs the fine stages on ``dtype`` arrays; weights converted once at load.
 
-    GEMMs run on BLAS's threads; SnakeBeta, the residual adds, im2col's copies, the transposed
-    convolutions' overlap-add and the ConvNeXt blocks' GELU, the elementwise work, are split over as
-    many threads by rows
-    (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
+    GEMMs run on BLAS's threads; the elementwise work (SnakeBeta, the residual adds, im2col's copies,
+    the transposed convolutions' overlap-add, the ConvNeXt blocks' GELU) is split over as many threads
+    by rows (:class:`~.row_threads.RowThreads`), which leaves every value exactly as the serial code makes it.
     The decoder blocks and the final conv run in time tiles (:class:`~.tiles.TimeTiles`): a tile goes
     through the whole stage with the same tails that carry state between chunks, so tiling is
     streaming inside one call. A Conv1d with ``k > 1`` (its weight held tap-major) is one im2col GEMM
