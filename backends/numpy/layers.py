@@ -18,6 +18,7 @@ from scipy.special import erf
 from perfkit.model.snake import snake_factors
 
 from .blas import gemm
+from .row_threads import RowRunner, serial_rows
 
 LAYER_NORM_EPS = 1e-6
 INV_SQRT2 = math.sqrt(0.5)  # 1 / sqrt(2), correctly rounded
@@ -118,17 +119,6 @@ def causal_depthwise_conv(x: np.ndarray, w: np.ndarray, b: np.ndarray, tail: np.
     for j in range(k):
         y += w[:, 0, j:j + 1] * xp[:, j:j + t]
     return y, _own(xp[:, xp.shape[1] - tail.shape[1]:])
-
-
-RowRunner = Callable[..., np.ndarray]
-"""``run(kernel, *arrays, out)``: calls ``kernel(*arrays, out)``, at once (:func:`serial_rows`) or split over
-row blocks of every argument (:meth:`~.row_threads.RowThreads.run`)."""
-
-
-def serial_rows(kernel: Callable[..., None], *arrays: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """A :data:`RowRunner` that runs ``kernel(*arrays, out)`` once, on this thread."""
-    kernel(*arrays, out)
-    return out
 
 
 def causal_conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, tail: np.ndarray,

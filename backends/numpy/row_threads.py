@@ -28,6 +28,15 @@ import numpy as np
 MIN_SPLIT_ELEMENTS = 1 << 18
 
 RowKernel = Callable[..., None]
+RowRunner = Callable[..., np.ndarray]
+"""``run(kernel, *arrays, out)``: calls ``kernel(*arrays, out)``, at once (:func:`serial_rows`) or split over
+row blocks of every argument (:meth:`RowThreads.run`); what a layer that can be split takes."""
+
+
+def serial_rows(kernel: RowKernel, *arrays: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A :data:`RowRunner` that runs ``kernel(*arrays, out)`` once, on this thread."""
+    kernel(*arrays, out)
+    return out
 
 
 def blas_threads() -> int:
