@@ -99,6 +99,24 @@ def test_refresh_measures_again_and_replaces_the_entry(tmp_path):
     assert list(data["machines"]) == [_fp().key]
 
 
+def test_the_recorded_load_is_read_before_measuring_not_after(tmp_path, monkeypatch):
+    """The measurement's own threads raise the load average; the warning must see only other work."""
+    busy = False
+
+    def load() -> tuple[float, float, float]:
+        return (1.9, 1.2, 0.8) if busy else (0.05, 0.1, 0.2)
+
+    def measure(threads: int) -> tuple[PeakMeasurement, ...]:
+        nonlocal busy
+        busy = True  # what the kernels' threads do to the load average
+        return _peaks().measurements
+
+    monkeypatch.setattr(peak.os, "getloadavg", load)
+    peaks = machine_peaks(directory=tmp_path, fingerprint=_fp(), measure=measure)
+    assert busy and peaks.load_avg == (0.05, 0.1, 0.2)
+    assert peak.cached_peaks(_fp(), tmp_path).load_avg == (0.05, 0.1, 0.2)
+
+
 def test_one_entry_per_fingerprint(tmp_path):
     measure = Counter()
     machine_peaks(directory=tmp_path, fingerprint=_fp(threads=2), measure=measure)

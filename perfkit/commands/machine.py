@@ -65,7 +65,7 @@ def print_peaks(peaks: MachinePeaks) -> None:
 
     fp = peaks.fingerprint
     source = "cached" if peaks.from_cache else "measured now"
-    load = f", load average {' '.join(f'{x:.2f}' for x in peaks.load_avg)}" if peaks.load_avg else ""
+    load = f", load average before measuring {' '.join(f'{x:.2f}' for x in peaks.load_avg)}" if peaks.load_avg else ""
     table = Table(title=f"{fp.cpu_model} · {fp.threads} thread(s) of {fp.cpu_count_usable} usable CPUs",
                   caption=f"fingerprint {fp.key} · {source} {peaks.measured_utc}{load} · {cache_path()}\n"
                           + " · ".join(f"{k} {v}" for k, v in fp.libraries))
@@ -93,8 +93,8 @@ def print_peaks(peaks: MachinePeaks) -> None:
 
 
 def load_warning(peaks: MachinePeaks) -> str:
-    """Why the peaks may be low: the 1-minute load average when measured exceeded half a core per thread.
-    Peaks measured under load make every later "% of peak" too high; ``--refresh`` on a quiet machine."""
+    """Why the peaks may be low: the 1-minute load average just before measuring exceeded half a core per
+    usable CPU. Peaks measured under load make every later "% of peak" too high; ``--refresh`` on a quiet machine."""
     if not peaks.load_avg or peaks.load_avg[0] <= HIGH_LOAD_PER_CPU * peaks.fingerprint.cpu_count_usable:
         return ""
     return (f"measured under load (1-minute load average {peaks.load_avg[0]:.2f} on "

@@ -257,7 +257,7 @@ class MachinePeaks:
     fingerprint: Fingerprint
     measured_utc: str
     measurements: tuple[PeakMeasurement, ...]
-    load_avg: tuple[float, ...] | None = None
+    load_avg: tuple[float, ...] | None = None  # read just before measuring: the load of other work
     from_cache: bool = field(default=False, compare=False)
 
     def gemm(self, library: str, dtype: str) -> PeakMeasurement:
@@ -673,6 +673,14 @@ def store_peaks(peaks: MachinePeaks, directory: str | os.PathLike[str] | None = 
     return path
 
 
+def _load_average() -> tuple[float, ...] | None:
+    """The 1-, 5- and 15-minute load averages, ``None`` where the OS has none."""
+    try:
+        return tuple(round(x, 2) for x in os.getloadavg())
+    except OSError:
+        return None
+
+
 def machine_peaks(refresh: bool = False, threads: int | None = None, *,
                   directory: str | os.PathLike[str] | None = None, fingerprint: Fingerprint | None = None,
                   measure: Callable[[int], Sequence[PeakMeasurement]] | None = None,
@@ -684,14 +692,11 @@ def machine_peaks(refresh: bool = False, threads: int | None = None, *,
         hit = cached_peaks(fp, directory)
         if hit is not None:
             return hit
+    load = _load_average()  # before measuring: the load of others, not of the measurement's own threads
     if measure is None:
         measurements = measure_machine(fp.threads, progress=progress)
     else:
         measurements = tuple(measure(fp.threads))
-    try:
-        load = tuple(round(x, 2) for x in os.getloadavg())
-    except OSError:
-        load = None
     now = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     peaks = MachinePeaks(fp, now, tuple(measurements), load)
     store_peaks(peaks, directory)
