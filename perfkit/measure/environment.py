@@ -278,6 +278,14 @@ def source_hash(module: str) -> str | None:
     return digest.hexdigest()[:16]
 
 
+def load_average() -> tuple[float, ...] | None:
+    """The 1-, 5- and 15-minute load averages (2 decimals), ``None`` where the OS has none."""
+    try:
+        return tuple(round(v, 2) for v in os.getloadavg())
+    except OSError:
+        return None
+
+
 def capture_environment(source_modules: Mapping[str, str] | None = None, probe_cuda: bool = False,
                         git_path: str | os.PathLike[str] | None = None) -> Environment:
     """Everything :class:`Environment` holds; ``source_modules`` maps a label (a backend or suite name)
@@ -291,10 +299,7 @@ def capture_environment(source_modules: Mapping[str, str] | None = None, probe_c
         freq_mhz = float(freq.current) if freq else None
     except (OSError, NotImplementedError, AttributeError):
         freq_mhz = None
-    try:
-        load: tuple[float, ...] | None = tuple(round(v, 2) for v in os.getloadavg())
-    except OSError:
-        load = None
+    load = load_average()
     vm = psutil.virtual_memory()
     commit, dirty = git_state(git_path)
     return Environment(

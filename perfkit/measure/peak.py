@@ -54,7 +54,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..model.flops import StageCost
-from .environment import cpu_model, gpus, package_versions
+from .environment import cpu_model, gpus, load_average, package_versions
 
 CACHE_ENV = "PERFKIT_CACHE_DIR"
 CACHE_FILE = "machine_peaks.json"
@@ -673,14 +673,6 @@ def store_peaks(peaks: MachinePeaks, directory: str | os.PathLike[str] | None = 
     return path
 
 
-def _load_average() -> tuple[float, ...] | None:
-    """The 1-, 5- and 15-minute load averages, ``None`` where the OS has none."""
-    try:
-        return tuple(round(x, 2) for x in os.getloadavg())
-    except OSError:
-        return None
-
-
 def machine_peaks(refresh: bool = False, threads: int | None = None, *,
                   directory: str | os.PathLike[str] | None = None, fingerprint: Fingerprint | None = None,
                   measure: Callable[[int], Sequence[PeakMeasurement]] | None = None,
@@ -692,7 +684,7 @@ def machine_peaks(refresh: bool = False, threads: int | None = None, *,
         hit = cached_peaks(fp, directory)
         if hit is not None:
             return hit
-    load = _load_average()  # before measuring: the load of others, not of the measurement's own threads
+    load = load_average()  # before measuring: the load of others, not of the measurement's own threads
     if measure is None:
         measurements = measure_machine(fp.threads, progress=progress)
     else:
